@@ -1,0 +1,205 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// Config is every setting of every command. Each field with a flag tag is a
+// command-line flag --name that also reads TENANTGATE_NAME (upper-cased,
+// dashes as underscores).
+type Config struct {
+	DatabaseURL string `flag:"database-url" usage:"application Postgres URL (falls back to DATABASE_URL); demo: empty starts a throwaway server"`
+
+	SpiceDBEndpoint     string `flag:"spicedb-endpoint" usage:"host:port of a remote SpiceDB; empty runs SpiceDB embedded"`
+	SpiceDBToken        string `flag:"spicedb-token" usage:"preshared key of the remote SpiceDB" secret:"true"`
+	SpiceDBInsecure     bool   `flag:"spicedb-insecure" usage:"dial the remote SpiceDB without TLS"`
+	SpiceDBCACert       string `flag:"spicedb-ca-cert" usage:"PEM file of CAs to trust for the remote SpiceDB (default: system roots)"`
+	SpiceDBDatastoreURL string `flag:"spicedb-datastore-url" usage:"embedded only: Postgres URL for SpiceDB's own datastore; empty uses the memory datastore" secret:"url"`
+
+	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
+	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
+
+	JWKSURL      string `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
+	JWKSFile     string `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
+	Issuer       string `flag:"issuer" usage:"required iss claim of user tokens"`
+	Audience     string `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
+	SubjectClaim string `flag:"subject-claim" usage:"claim holding the user ID"`
+	ServiceToken string `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
+
+	LogLevel        string        `flag:"log-level" usage:"debug, info, warn or error"`
+	LogFormat       string        `flag:"log-format" usage:"text or json"`
+	ShutdownTimeout time.Duration `flag:"shutdown-timeout" usage:"how long a stopping server waits for requests in flight"`
+
+	// Listener, when set, is used instead of listening on HTTPAddr (tests
+	// and the demo bind first so they know the port).
+	Listener net.Listener `flag:"-"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		HTTPAddr:        ":8080",
+		MetricsAddr:     ":9090",
+		SubjectClaim:    "sub",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// EnvPrefix starts the environment variable of every flag.
+const EnvPrefix = "TENANTGATE_"
+
+// EnvName is the environment variable read for flag name.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// ApplyEnv sets every flag not given on the command line from its
+// environment variable, and --database-url from DATABASE_URL as a last
+// resort.
+func ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v, ok := lookup(EnvName(f.Name))
+		if !ok && f.Name == "database-url" {
+			v, ok = lookup("DATABASE_URL")
+		}
+		if ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Validate checks what every command needs; commands check their own extras.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SpiceDBEndpoint != "" && c.SpiceDBDatastoreURL != "" {
+		errs = append(errs, errors.New("--spicedb-datastore-url is for embedded SpiceDB; it cannot be combined with --spicedb-endpoint"))
+	}
+	if c.SpiceDBEndpoint == "" && (c.SpiceDBToken != "" || c.SpiceDBInsecure || c.SpiceDBCACert != "") {
+		errs = append(errs, errors.New("--spicedb-token, --spicedb-insecure and --spicedb-ca-cert need --spicedb-endpoint"))
+	}
+	if c.JWKSURL != "" && c.JWKSFile != "" {
+		errs = append(errs, errors.New("give --jwks-url or --jwks-file, not both"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
+	}
+	return nil
+}
+
+func (c Config) requireDatabase() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("config: %w: --database-url (or %s, or DATABASE_URL) is required", authz.ErrInvalid, EnvName("database-url"))
+	}
+	return nil
+}
+
+func (c Config) requireIdentity() error {
+	var errs []error
+	if c.JWKSURL == "" && c.JWKSFile == "" {
+		errs = append(errs, errors.New("--jwks-url or --jwks-file is required"))
+	}
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("--issuer is required"))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("--audience is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
+	}
+	return nil
+}
+
+// LogValue shows the configuration with secrets redacted, so it can be
+// logged at start.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("spicedb_endpoint", c.SpiceDBEndpoint),
+		slog.String("spicedb_token", redact(c.SpiceDBToken)),
+		slog.Bool("spicedb_insecure", c.SpiceDBInsecure),
+		slog.String("spicedb_datastore_url", redactURL(c.SpiceDBDatastoreURL)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("jwks_url", c.JWKSURL),
+		slog.String("jwks_file", c.JWKSFile),
+		slog.String("issuer", c.Issuer),
+		slog.String("audience", c.Audience),
+		slog.String("subject_claim", c.SubjectClaim),
+		slog.String("service_token", redact(c.ServiceToken)),
+	)
+}
+
+func redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "REDACTED"
+}
+
+// redactURL hides the password of a connection URL, and all of a string that
+// does not parse as one (it may be a key=value DSN with a password in it).
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "REDACTED"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "REDACTED")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger builds the process logger the configuration asks for.
+func (c Config) NewLogger() *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,272 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/store"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+)
+
+// demoIssuer is the issuer and audience of the demo's own tokens.
+const demoIssuer = "tenantgate-demo"
+
+// demoTokenTTL keeps printed commands usable for a working day.
+const demoTokenTTL = 12 * time.Hour
+
+// Demo runs the whole product on sample data: a Postgres (throwaway unless
+// DatabaseURL is given), the migrations, embedded SpiceDB, the sync and the
+// gateway with a demo token issuer. It prints a curl command per sample user
+// with the answer the gateway gave, then serves until ctx ends.
+func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintln(out, "Starting a throwaway PostgreSQL (removed on exit)...")
+		pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{Logger: logger})
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer pg.Stop(context.WithoutCancel(ctx)) //nolint:errcheck // best effort on the way out
+		if err := pg.CreateDatabase(ctx, "tenantgate_demo", ""); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		cfg.DatabaseURL = pg.URL("tenantgate_demo")
+	}
+	if err := Migrate(ctx, cfg, logger); err != nil {
+		return err
+	}
+	if err := loadDemoData(ctx, cfg.DatabaseURL, logger); err != nil {
+		return err
+	}
+	issuer, stopJWKS, err := startDemoIssuer()
+	if err != nil {
+		return err
+	}
+	defer stopJWKS()
+	cfg.JWKSURL, cfg.JWKSFile = issuer.jwksURL, ""
+	cfg.Issuer, cfg.Audience = demoIssuer, demoIssuer
+	if cfg.Listener == nil {
+		if cfg.Listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("demo: listen %s (pick another with --http-addr): %w", cfg.HTTPAddr, err)
+		}
+	}
+	base := baseURL(cfg.Listener.Addr())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, cfg, logger) }()
+	if err := waitReady(ctx, base, served); err != nil {
+		return err
+	}
+	if err := printExamples(ctx, out, base, issuer); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nGateway at %s (Prometheus metrics at %s/metrics). Press Ctrl-C to stop.\n", base, base)
+	return <-served
+}
+
+func loadDemoData(ctx context.Context, databaseURL string, logger *slog.Logger) error {
+	st, err := store.Open(ctx, databaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, c := range demoCompanies {
+		if err := st.UpsertCompany(ctx, c); err != nil {
+			return fmt.Errorf("demo: company %s: %w", c.ID, err)
+		}
+	}
+	for _, m := range demoMemberships {
+		if err := st.UpsertMembership(ctx, m); err != nil {
+			return fmt.Errorf("demo: membership %s in %s: %w", m.UserID, m.CompanyID, err)
+		}
+	}
+	return nil
+}
+
+type demoTokens struct {
+	*testutil.TokenIssuer
+	jwksURL string
+}
+
+// startDemoIssuer serves the demo issuer's key set over HTTP, the way an
+// identity provider would, so the gateway runs its real JWKS URL path.
+func startDemoIssuer() (*demoTokens, func(), error) {
+	ti, err := testutil.NewTokenIssuer(demoIssuer, demoIssuer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: token issuer: %w", err)
+	}
+	jwks, err := ti.JWKS()
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: token issuer: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: jwks listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	return &demoTokens{TokenIssuer: ti, jwksURL: "http://" + ln.Addr().String() + "/.well-known/jwks.json"},
+		func() { _ = srv.Close() }, nil
+}
+
+// baseURL is how a user on this machine reaches addr.
+func baseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func waitReady(ctx context.Context, base string, served <-chan error) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-served:
+			return fmt.Errorf("demo: gateway stopped before it was ready: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+	}
+	return errors.New("demo: gateway not ready within 2 minutes")
+}
+
+// demoRequest is one HTTP call as the demo prints and makes it.
+type demoRequest struct {
+	method, path string
+	body         string
+}
+
+func (e demoExample) request() demoRequest {
+	switch {
+	case e.check != nil:
+		body, _ := json.Marshal(map[string]string{"permission": string(e.check.Permission), "company": e.check.Company})
+		return demoRequest{method: http.MethodPost, path: "/v1/check", body: string(body)}
+	case e.listPermission != "":
+		return demoRequest{method: http.MethodGet, path: "/v1/companies?permission=" + string(e.listPermission)}
+	default:
+		return demoRequest{method: http.MethodGet, path: "/v1/companies/" + url.PathEscape(e.permissionsOf) + "/permissions"}
+	}
+}
+
+func (e demoExample) question() string {
+	switch {
+	case e.check != nil:
+		return fmt.Sprintf("may %s %s %s?", e.user, e.check.Permission, e.check.Company)
+	case e.listPermission != "":
+		return fmt.Sprintf("which companies may %s %s?", e.user, e.listPermission)
+	default:
+		return fmt.Sprintf("what may %s do on %s?", e.user, e.permissionsOf)
+	}
+}
+
+func printExamples(ctx context.Context, out io.Writer, base string, issuer *demoTokens) error {
+	fmt.Fprintf(out, "\ntenantgate demo: %d companies, %d memberships. Try these (tokens valid for %s):\n",
+		len(demoCompanies), len(demoMemberships), demoTokenTTL)
+	client := &http.Client{Timeout: 10 * time.Second}
+	tokens := map[string]string{}
+	for _, ex := range demoExamples {
+		token, ok := tokens[ex.user]
+		if !ok {
+			var err error
+			if token, err = issuer.Mint(ex.user, demoTokenTTL, nil); err != nil {
+				return fmt.Errorf("demo: mint token: %w", err)
+			}
+			tokens[ex.user] = token
+		}
+		req := ex.request()
+		answer, err := demoCall(ctx, client, base, token, req)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n# %s (%s)\n", ex.question(), ex.why)
+		fmt.Fprintln(out, curlCommand(base, token, req))
+		fmt.Fprintf(out, "# => %s\n", answer)
+	}
+	return nil
+}
+
+func curlCommand(base, token string, req demoRequest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "curl -s")
+	if req.method != http.MethodGet {
+		fmt.Fprintf(&b, " -X %s", req.method)
+	}
+	fmt.Fprintf(&b, " '%s%s' \\\n  -H 'Authorization: Bearer %s'", base, req.path, token)
+	if req.body != "" {
+		fmt.Fprintf(&b, " \\\n  -H 'Content-Type: application/json' -d '%s'", req.body)
+	}
+	return b.String()
+}
+
+// demoCall makes the request the printed command makes and returns the
+// answer in one line, without the consistency token (it changes with every
+// write, so a later run of the command prints another).
+func demoCall(ctx context.Context, client *http.Client, base, token string, req demoRequest) (string, error) {
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	r, err := http.NewRequestWithContext(ctx, req.method, base+req.path, body)
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	r.Header.Set("Authorization", "Bearer "+token)
+	if req.body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(r)
+	if err != nil {
+		return "", fmt.Errorf("demo: %s %s: %w", req.method, req.path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("demo: %s %s: status %d: %s", req.method, req.path, resp.StatusCode, raw)
+	}
+	return compactAnswer(raw)
+}
+
+func compactAnswer(raw []byte) (string, error) {
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", fmt.Errorf("demo: answer %q: %w", raw, err)
+	}
+	delete(v, "consistency_token")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	return strings.TrimSpace(b.String()), nil
+}

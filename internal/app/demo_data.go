@@ -1,0 +1,62 @@
+package app
+
+import "github.com/tenantgate/tenantgate/internal/authz"
+
+// demoCompanies is the sample tree, parents before children: a holding with
+// three levels of subsidiaries and an unrelated second tenant.
+var demoCompanies = []authz.Company{
+	{ID: "acme-holding", Name: "ACME Holding"},
+	{ID: "acme-europe", Name: "ACME Europe", ParentID: "acme-holding"},
+	{ID: "acme-americas", Name: "ACME Americas", ParentID: "acme-holding"},
+	{ID: "acme-france", Name: "ACME France", ParentID: "acme-europe"},
+	{ID: "acme-germany", Name: "ACME Germany", ParentID: "acme-europe"},
+	{ID: "acme-paris", Name: "ACME Paris", ParentID: "acme-france"},
+	{ID: "globex", Name: "Globex Corp"},
+	{ID: "globex-labs", Name: "Globex Labs", ParentID: "globex"},
+}
+
+func demoMember(user, company string, role authz.Role, status authz.Status) authz.Membership {
+	return authz.Membership{UserID: user, CompanyID: company, Role: role, Status: status}
+}
+
+// demoMemberships give users roles in several companies, inherited and
+// direct, with one inactive and one pending membership. User IDs are email
+// addresses, which SpiceDB cannot hold as they are.
+var demoMemberships = []authz.Membership{
+	demoMember("alice@acme.example", "acme-holding", authz.RoleOwner, authz.StatusActive),
+	demoMember("bob@acme.example", "acme-holding", authz.RoleViewer, authz.StatusActive),
+	demoMember("bob@acme.example", "acme-france", authz.RoleAdmin, authz.StatusActive),
+	demoMember("carol@acme.example", "acme-europe", authz.RoleEditor, authz.StatusActive),
+	demoMember("dave@acme.example", "acme-paris", authz.RoleViewer, authz.StatusInactive),
+	demoMember("erin@globex.example", "globex", authz.RoleOwner, authz.StatusActive),
+	demoMember("erin@globex.example", "acme-germany", authz.RoleViewer, authz.StatusActive),
+	demoMember("frank@globex.example", "globex-labs", authz.RoleEditor, authz.StatusPending),
+	demoMember("grace@acme.example", "acme-americas", authz.RoleAdmin, authz.StatusActive),
+}
+
+// demoExample is one question the demo asks and prints as a curl command.
+type demoExample struct {
+	user string
+	why  string
+	// Exactly one of check or listPermission is set.
+	check          *authz.CheckRequest
+	listPermission authz.Permission
+	permissionsOf  string
+}
+
+func demoCheck(user string, p authz.Permission, company, why string) demoExample {
+	return demoExample{user: user, why: why, check: &authz.CheckRequest{User: user, Permission: p, Company: company}}
+}
+
+var demoExamples = []demoExample{
+	demoCheck("alice@acme.example", authz.PermDelete, "acme-paris", "owner of acme-holding, inherited three levels down"),
+	demoCheck("alice@acme.example", authz.PermRead, "globex", "another tenant: no existence leak, just false"),
+	demoCheck("bob@acme.example", authz.PermManageMembers, "acme-paris", "viewer at the holding + admin at acme-france: roles add up"),
+	demoCheck("bob@acme.example", authz.PermUpdate, "acme-germany", "only a viewer there (from the holding)"),
+	demoCheck("carol@acme.example", authz.PermUpdate, "acme-paris", "editor of acme-europe"),
+	demoCheck("carol@acme.example", authz.PermCreate, "acme-france", "editors cannot create"),
+	demoCheck("dave@acme.example", authz.PermRead, "acme-paris", "membership is inactive"),
+	{user: "erin@globex.example", why: "owner of globex, viewer of acme-germany", listPermission: authz.PermRead},
+	demoCheck("frank@globex.example", authz.PermRead, "globex-labs", "membership is pending"),
+	{user: "grace@acme.example", why: "admin of acme-americas", permissionsOf: "acme-americas"},
+}

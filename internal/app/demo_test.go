@@ -1,0 +1,141 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+)
+
+// syncBuffer is written by the demo and read by the test at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var (
+	curlURL    = regexp.MustCompile(`curl -s(?: -X (\w+))? '([^']+)'`)
+	curlBearer = regexp.MustCompile(`Authorization: Bearer ([\w.-]+)`)
+	curlBody   = regexp.MustCompile(` -d '([^']*)'`)
+)
+
+// TestDemoPrintsCommandsThatAnswerAsPrinted runs the demo as a user would
+// and replays every printed curl command, comparing the answer with the one
+// printed under it.
+func TestDemoPrintsCommandsThatAnswerAsPrinted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := app.Default()
+	cfg.DatabaseURL = testutil.NewEmptyTestDatabase(t)
+	cfg.Listener = ln
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Demo(ctx, cfg, slog.New(slog.DiscardHandler), &out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo returned %v", err)
+		}
+	}()
+	eventually(t, 2*time.Minute, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended early: %v\n%s", err, out.String())
+		default:
+		}
+		if !strings.Contains(out.String(), "Press Ctrl-C to stop") {
+			return errNotYet
+		}
+		return nil
+	})
+
+	blocks := strings.Split(out.String(), "\n\n# ")[1:]
+	if len(blocks) < 8 {
+		t.Fatalf("demo printed %d examples, want at least 8:\n%s", len(blocks), out.String())
+	}
+	users := map[string]bool{}
+	for _, block := range blocks {
+		if !strings.Contains(block, "curl") {
+			continue
+		}
+		users[strings.Fields(block)[2]] = true
+		m := curlURL.FindStringSubmatch(block)
+		bearer := curlBearer.FindStringSubmatch(block)
+		if m == nil || bearer == nil {
+			t.Fatalf("cannot parse printed command:\n%s", block)
+		}
+		printed := block[strings.Index(block, "# => ")+len("# => "):]
+		printed = strings.TrimSpace(strings.SplitN(printed, "\n", 2)[0])
+		method := m[1]
+		if method == "" {
+			method = http.MethodGet
+		}
+		var body io.Reader
+		if b := curlBody.FindStringSubmatch(block); b != nil {
+			body = strings.NewReader(b[1])
+		}
+		req, err := http.NewRequest(method, m[2], body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+bearer[1])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s %s: status %d %s", method, m[2], resp.StatusCode, raw)
+			continue
+		}
+		if !sameJSONIgnoringToken(t, raw, []byte(printed)) {
+			t.Errorf("%s %s answered %s, printed %s", method, m[2], raw, printed)
+		}
+	}
+	if len(users) < 6 {
+		t.Errorf("demo shows %d users, want at least 6", len(users))
+	}
+}
+
+func sameJSONIgnoringToken(t *testing.T, got, printed []byte) bool {
+	t.Helper()
+	var a, b map[string]any
+	if err := json.Unmarshal(got, &a); err != nil {
+		t.Fatalf("answer %s: %v", got, err)
+	}
+	if err := json.Unmarshal(printed, &b); err != nil {
+		t.Fatalf("printed answer %s: %v", printed, err)
+	}
+	delete(a, "consistency_token")
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}

@@ -1,0 +1,111 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) Config {
+	t.Helper()
+	cfg := Default()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := ApplyEnv(fs, lookup); err != nil {
+		t.Fatalf("apply env: %v", err)
+	}
+	return cfg
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(Config) bool
+	}{
+		{"default", nil, nil, func(c Config) bool { return c.HTTPAddr == ":8080" && c.SubjectClaim == "sub" }},
+		{"flag", []string{"--http-addr=:9999"}, nil, func(c Config) bool { return c.HTTPAddr == ":9999" }},
+		{"env", nil, map[string]string{"TENANTGATE_HTTP_ADDR": ":7777"}, func(c Config) bool { return c.HTTPAddr == ":7777" }},
+		{"flag beats env", []string{"--http-addr=:1"}, map[string]string{"TENANTGATE_HTTP_ADDR": ":2"}, func(c Config) bool { return c.HTTPAddr == ":1" }},
+		{"bool env", nil, map[string]string{"TENANTGATE_SPICEDB_INSECURE": "true"}, func(c Config) bool { return c.SpiceDBInsecure }},
+		{"duration env", nil, map[string]string{"TENANTGATE_SHUTDOWN_TIMEOUT": "3s"}, func(c Config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"DATABASE_URL fallback", nil, map[string]string{"DATABASE_URL": "postgres://x/y"}, func(c Config) bool { return c.DatabaseURL == "postgres://x/y" }},
+		{"own env beats DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://x/y", "TENANTGATE_DATABASE_URL": "postgres://a/b"}, func(c Config) bool { return c.DatabaseURL == "postgres://a/b" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if cfg := parse(t, tt.args, tt.env); !tt.check(cfg) {
+				t.Errorf("unexpected config %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestEveryFlagHasAnEnvVariable(t *testing.T) {
+	cfg := Default()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	n := 0
+	fs.VisitAll(func(f *pflag.Flag) {
+		n++
+		if !strings.Contains(f.Usage, "$"+EnvName(f.Name)) {
+			t.Errorf("flag --%s does not document %s", f.Name, EnvName(f.Name))
+		}
+	})
+	if n < 15 {
+		t.Errorf("only %d flags bound", n)
+	}
+}
+
+func TestBadEnvValueIsAnError(t *testing.T) {
+	cfg := Default()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	err := ApplyEnv(fs, func(k string) (string, bool) { return "soon", k == "TENANTGATE_SHUTDOWN_TIMEOUT" })
+	if err == nil || !strings.Contains(err.Error(), "TENANTGATE_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("ApplyEnv = %v, want an error naming the variable", err)
+	}
+}
+
+func TestSecretsAreRedactedWhenLogged(t *testing.T) {
+	cfg := Default()
+	cfg.DatabaseURL = "postgres://app:hunter2@db:5432/app?sslmode=disable"
+	cfg.SpiceDBDatastoreURL = "host=db password=hunter2"
+	cfg.SpiceDBToken = "hunter2"
+	cfg.ServiceToken = "hunter2"
+	logged := cfg.LogValue().String()
+	if strings.Contains(logged, "hunter2") {
+		t.Fatalf("secret in logged config: %s", logged)
+	}
+	if !strings.Contains(logged, "postgres://app:REDACTED@db:5432/app") {
+		t.Errorf("logged config lost the non-secret parts: %s", logged)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []func(*Config){
+		func(c *Config) { c.SpiceDBEndpoint, c.SpiceDBDatastoreURL = "x:1", "postgres://y" },
+		func(c *Config) { c.SpiceDBToken = "t" },
+		func(c *Config) { c.JWKSURL, c.JWKSFile = "http://x", "f" },
+		func(c *Config) { c.LogLevel = "loud" },
+		func(c *Config) { c.LogFormat = "xml" },
+		func(c *Config) { c.ShutdownTimeout = 0 },
+	}
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	for i, mutate := range bad {
+		cfg := Default()
+		mutate(&cfg)
+		if cfg.Validate() == nil {
+			t.Errorf("case %d: invalid config accepted: %+v", i, cfg)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	membersync "github.com/tenantgate/tenantgate/internal/sync"
+)
+
+// Sync runs the membership sync as a job of its own, for a SpiceDB that
+// outlives it: a remote cluster, or embedded SpiceDB on its Postgres
+// datastore. It serves /metrics, /healthz and /readyz on MetricsAddr.
+func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	if cfg.SpiceDBEndpoint == "" && cfg.SpiceDBDatastoreURL == "" {
+		return fmt.Errorf("config: %w: sync needs a persistent SpiceDB (--spicedb-endpoint or --spicedb-datastore-url); the memory datastore would vanish with this process (serve runs the sync itself for it)", authz.ErrInvalid)
+	}
+	logger.Info("starting sync", "config", cfg)
+	sdb, err := openSpiceDB(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
+	reg := prometheus.NewRegistry()
+	syncer, err := membersync.New(membersync.Config{DatabaseURL: cfg.DatabaseURL, Logger: logger, Registry: reg}, sdb)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Addr:              cfg.MetricsAddr,
+		Handler:           opsHandler(reg, syncer.Ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	defer shutdown(srv, cfg.ShutdownTimeout)
+	go func() {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "error", err)
+		}
+	}()
+	runSync(ctx, syncer, logger)
+	return nil
+}
+
+// Backoff bounds between failed sync runs.
+const (
+	syncRetryMin = 500 * time.Millisecond
+	syncRetryMax = 30 * time.Second
+)
+
+// runSync keeps the sync running until ctx ends. A failed run is retried
+// with a fresh snapshot, which also removes whatever changed while it was
+// down, so a retry can never leave stale access behind.
+func runSync(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger) {
+	wait := syncRetryMin
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := syncer.Run(ctx)
+		if err == nil {
+			return
+		}
+		if time.Since(started) > syncRetryMax {
+			wait = syncRetryMin
+		}
+		logger.Error("sync stopped; retrying with a fresh snapshot", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, syncRetryMax)
+	}
+}
+
+// opsHandler serves the operational endpoints of a process without the
+// gateway.
+func opsHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: initial snapshot not applied", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+func shutdown(srv *http.Server, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}

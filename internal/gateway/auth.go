@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// caller is who sent a /v1 request: a verified user, or the trusted service
+// asking on a user's behalf.
+type caller struct {
+	user    string // verified subject; empty for the service
+	service bool
+}
+
+// audience says whether the service token may call a route. Only the check
+// routes take a subject; everything else is about the caller itself.
+type audience int
+
+const (
+	usersOnly audience = iota + 1
+	usersAndService
+)
+
+// authenticate identifies the caller from the bearer token.
+func (g *Gateway) authenticate(ctx context.Context, h http.Header) (caller, error) {
+	token, err := bearerToken(h)
+	if err != nil {
+		return caller{}, err
+	}
+	// The service token is recognised before the Authenticator sees it, so
+	// the secret never travels to JWKS-verification code or its logs.
+	if g.isServiceToken(token) {
+		return caller{service: true}, nil
+	}
+	sub, err := g.authn.Authenticate(ctx, token)
+	if err != nil {
+		return caller{}, fmt.Errorf("authenticate: %w", err)
+	}
+	// An empty or wildcard subject would turn every check into a question
+	// about nobody or everybody.
+	if err := authz.ValidateUserID(sub); err != nil {
+		return caller{}, fmt.Errorf("%w: token subject is not a usable user id", authz.ErrUnauthenticated)
+	}
+	return caller{user: sub}, nil
+}
+
+func bearerToken(h http.Header) (string, error) {
+	values := h.Values("Authorization")
+	if len(values) == 0 {
+		return "", fmt.Errorf("%w: missing bearer token", authz.ErrUnauthenticated)
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if len(values) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return "", fmt.Errorf("%w: Authorization must be \"Bearer <token>\"", authz.ErrUnauthenticated)
+	}
+	return token, nil
+}
+
+// isServiceToken compares digests, so the time taken reveals neither the
+// secret's content nor its length.
+func (g *Gateway) isServiceToken(token string) bool {
+	if g.serviceTokenHash == nil {
+		return false
+	}
+	h := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(h[:], g.serviceTokenHash[:]) == 1
+}
+
+// subject is the user a check is about. A user asks only about itself; a
+// "subject" from a user is refused rather than ignored, so a client that
+// believes it is asking about someone else learns that it is not.
+func (c caller) subject(requested *string) (string, error) {
+	if !c.service {
+		if requested != nil {
+			return "", fmt.Errorf("%w: subject may only be set by a trusted service", authz.ErrForbidden)
+		}
+		return c.user, nil
+	}
+	if requested == nil {
+		return "", fmt.Errorf("%w: subject is required with the service token", authz.ErrInvalid)
+	}
+	if err := authz.ValidateUserID(*requested); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
+	}
+	return *requested, nil
+}

@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config tunes the REST edge. Zero fields take the defaults below.
+type Config struct {
+	// ServiceToken, when set, is the bearer token of a trusted backend that
+	// may check on behalf of any user. Empty disables the service caller.
+	ServiceToken string
+	// MaxBodyBytes bounds a request body (default 256 KiB).
+	MaxBodyBytes int64
+	// MaxBulkChecks bounds the items of one bulk check (default 1000).
+	MaxBulkChecks int
+	// DefaultPageSize is the page size of GET /v1/companies without a
+	// limit (default 100); MaxPageSize is the largest limit (default 1000).
+	DefaultPageSize int
+	MaxPageSize     int
+	// RequestTimeout is the deadline of the backend calls made for one
+	// request (default 10s).
+	RequestTimeout time.Duration
+}
+
+const (
+	defaultMaxBodyBytes    = 256 << 10
+	defaultMaxBulkChecks   = 1000
+	defaultDefaultPageSize = 100
+	defaultMaxPageSize     = 1000
+	defaultRequestTimeout  = 10 * time.Second
+
+	// maxBulkChecksLimit is SpiceDB's CheckBulkPermissions item limit; one
+	// bulk request becomes one SpiceDB call.
+	maxBulkChecksLimit = 10_000
+	// maxPageSizeLimit is SpiceDB's LookupResources page limit; one client
+	// page is one SpiceDB page, so a larger page could not be honoured.
+	maxPageSizeLimit = 1000
+	// minServiceTokenBytes keeps the service token out of guessing range:
+	// it can act as any user.
+	minServiceTokenBytes = 16
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if c.MaxBulkChecks == 0 {
+		c.MaxBulkChecks = defaultMaxBulkChecks
+	}
+	if c.DefaultPageSize == 0 {
+		c.DefaultPageSize = defaultDefaultPageSize
+	}
+	if c.MaxPageSize == 0 {
+		c.MaxPageSize = defaultMaxPageSize
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultRequestTimeout
+	}
+	return c
+}
+
+// Validate reports every setting that is out of range once the defaults are
+// applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.ServiceToken != "" {
+		if len(c.ServiceToken) < minServiceTokenBytes {
+			errs = append(errs, fmt.Errorf("service token: shorter than %d bytes", minServiceTokenBytes))
+		}
+		// A bearer token is one run of visible ASCII; anything else could
+		// never arrive in an Authorization header and would silently disable
+		// the service caller.
+		if strings.IndexFunc(c.ServiceToken, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			errs = append(errs, errors.New("service token: must be visible ASCII without spaces"))
+		}
+	}
+	if c.MaxBodyBytes < 1 {
+		errs = append(errs, fmt.Errorf("max body bytes: %d is not positive", c.MaxBodyBytes))
+	}
+	if c.MaxBulkChecks < 1 || c.MaxBulkChecks > maxBulkChecksLimit {
+		errs = append(errs, fmt.Errorf("max bulk checks: %d is not in 1..%d", c.MaxBulkChecks, maxBulkChecksLimit))
+	}
+	if c.MaxPageSize < 1 || c.MaxPageSize > maxPageSizeLimit {
+		errs = append(errs, fmt.Errorf("max page size: %d is not in 1..%d", c.MaxPageSize, maxPageSizeLimit))
+	}
+	if c.DefaultPageSize < 1 || c.DefaultPageSize > c.MaxPageSize {
+		errs = append(errs, fmt.Errorf("default page size: %d is not in 1..%d", c.DefaultPageSize, c.MaxPageSize))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("request timeout: %v is negative", c.RequestTimeout))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// maxCursorBytes bounds a client cursor before it is decoded.
+const maxCursorBytes = 4096
+
+// pageCursor is what a client's opaque cursor holds. Binding the permission
+// in makes a cursor replayed with another permission an error instead of a
+// page of a different listing.
+type pageCursor struct {
+	Permission authz.Permission `json:"permission"`
+	Cursor     string           `json:"cursor"`
+}
+
+func encodeCursor(p authz.Permission, backend string) string {
+	// Marshalling two strings cannot fail.
+	b, _ := json.Marshal(pageCursor{Permission: p, Cursor: backend})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor returns the Authorizer's cursor inside a client cursor that
+// was issued for permission p.
+func decodeCursor(s string, p authz.Permission) (string, error) {
+	invalid := fmt.Errorf("%w: cursor is not one this service issued", authz.ErrInvalid)
+	if len(s) > maxCursorBytes {
+		return "", invalid
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return "", invalid
+	}
+	var c pageCursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Cursor == "" {
+		return "", invalid
+	}
+	if c.Permission != p {
+		return "", fmt.Errorf("%w: cursor belongs to a listing for permission %q", authz.ErrInvalid, c.Permission)
+	}
+	return c.Cursor, nil
+}

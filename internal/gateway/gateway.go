@@ -1,0 +1,151 @@
+// Package gateway is tenantgate's REST edge. It authenticates the caller,
+// validates every input, asks the Authorizer and answers in JSON, with
+// errors as RFC 9457 problem documents. It fails closed: an answer it does
+// not know is never "allowed".
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// Authenticator turns a bearer token into the caller's user ID; errors wrap
+// authz.ErrUnauthenticated (or authz.ErrUnavailable).
+type Authenticator interface {
+	Authenticate(ctx context.Context, rawToken string) (subject string, err error)
+}
+
+// Authorizer answers permission questions; SpiceDB implements it. Any error
+// means "unknown" and must be a deny.
+type Authorizer interface {
+	Check(ctx context.Context, req authz.CheckRequest, c authz.Consistency) (allowed bool, token string, err error)
+	CheckBulk(ctx context.Context, reqs []authz.CheckRequest, c authz.Consistency) (allowed []bool, token string, err error)
+	LookupCompanies(ctx context.Context, user string, p authz.Permission, c authz.Consistency, limit int, cursor string) (ids []string, nextCursor string, err error)
+}
+
+// CompanyReader joins names to IDs from Postgres. CompaniesByIDs returns
+// companies in the order of ids and omits unknown ids.
+type CompanyReader interface {
+	CompaniesByIDs(ctx context.Context, ids []string) ([]authz.Company, error)
+}
+
+// Deps are the collaborators of a Gateway; Authn, Authz and Companies are
+// required.
+type Deps struct {
+	Authn     Authenticator
+	Authz     Authorizer
+	Companies CompanyReader
+	// Ready reports whether the backends can answer (for /readyz); nil
+	// means always ready.
+	Ready func() bool
+	// Logger receives request logs and the internal causes of errors,
+	// which responses never carry; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the gateway's metrics and is what /metrics serves;
+	// nil means a fresh registry.
+	Registry *prometheus.Registry
+}
+
+// Gateway serves the HTTP contract of DESIGN.md.
+type Gateway struct {
+	cfg     Config
+	authn   Authenticator
+	svc     *service
+	ready   func() bool
+	log     *slog.Logger
+	metrics *metrics
+	// serviceTokenHash is set only when a service token is configured.
+	serviceTokenHash *[sha256.Size]byte
+	handler          http.Handler
+}
+
+// New checks cfg and deps and builds the routes.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	if deps.Authn == nil || deps.Authz == nil || deps.Companies == nil {
+		return nil, errors.New("gateway: Authn, Authz and Companies are required")
+	}
+	g := &Gateway{
+		cfg:   cfg,
+		authn: deps.Authn,
+		ready: deps.Ready,
+		log:   deps.Logger,
+	}
+	if g.ready == nil {
+		g.ready = func() bool { return true }
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	g.metrics = m
+	g.svc = &service{authz: deps.Authz, companies: deps.Companies, metrics: m}
+	if cfg.ServiceToken != "" {
+		h := sha256.Sum256([]byte(cfg.ServiceToken))
+		g.serviceTokenHash = &h
+	}
+	g.handler = g.routes(reg)
+	return g, nil
+}
+
+// Handler serves every route, with request IDs, logging, metrics and panic
+// recovery.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Server returns an http.Server for addr with every timeout set, since the
+// zero http.Server lets a slow client hold a connection forever.
+func (g *Gateway) Server(addr string) *http.Server {
+	const readTimeout = 15 * time.Second
+	return &http.Server{
+		Addr:              addr,
+		Handler:           g.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       readTimeout,
+		// The write deadline runs from the end of the headers, so it must
+		// cover reading the body and the backend calls, or a slow but
+		// correct answer would be cut off.
+		WriteTimeout:   readTimeout + g.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, // room for large JWTs
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+func (g *Gateway) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/check", g.api(usersAndService, g.handleCheck))
+	mux.Handle("POST /v1/check/bulk", g.api(usersAndService, g.handleCheckBulk))
+	mux.Handle("GET /v1/companies", g.api(usersOnly, g.handleListCompanies))
+	mux.Handle("GET /v1/companies/{id}/permissions", g.api(usersOnly, g.handlePermissions))
+	mux.HandleFunc("GET /healthz", handleHealthz)
+	mux.HandleFunc("GET /readyz", g.handleReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
+	}))
+	mux.HandleFunc("GET /openapi.yaml", handleOpenAPI)
+	return g.observe(g.problemForUnrouted(mux))
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+const requestIDHeader = "X-Request-Id"
+
+type requestIDKey struct{}
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// requestID keeps a caller's ID when it is short and plain, so it can be
+// logged and echoed without escaping, and makes one up otherwise.
+func requestID(given string) string {
+	if len(given) == 0 || len(given) > 128 {
+		return rand.Text()
+	}
+	for _, r := range given {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
+		if !ok {
+			return rand.Text()
+		}
+	}
+	return given
+}
+
+// statusRecorder remembers the status a handler sent.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// observe gives every request an ID, recovers panics, and logs and counts
+// the outcome. Headers are never logged: they carry bearer tokens.
+func (g *Gateway) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := requestID(r.Header.Get(requestIDHeader))
+		w.Header().Set(requestIDHeader, id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				g.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+					slog.Any("panic", v),
+					slog.String("stack", string(debug.Stack())),
+					slog.String("request_id", id))
+				// Handlers encode a whole body before writing, so a panic
+				// after the first write cannot cut an answer short; before
+				// it, nothing was answered and a 500 is the truth.
+				if rec.status == 0 {
+					writeProblem(rec, r, http.StatusInternalServerError, "")
+				}
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			// The mux sets the pattern on r; unrouted requests share one
+			// label so that scanners cannot blow up the series count.
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			elapsed := time.Since(start)
+			g.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+			g.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			g.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Duration("duration", elapsed),
+				slog.String("request_id", id))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// headerProbe is a ResponseWriter that keeps only the status and headers.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int)        { p.status = code }
+
+// problemForUnrouted answers requests that match no route with problem
+// documents instead of the mux's plain-text 404 and 405.
+func (g *Gateway) problemForUnrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Only the mux's own fallback knows which methods the path allows;
+		// run it against a probe to learn its verdict and Allow header.
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			g.problem(w, r, fmt.Errorf("%w: %s is not allowed here", errMethodNotAllowed, r.Method))
+			return
+		}
+		g.problem(w, r, fmt.Errorf("%w: no route for %s", authz.ErrNotFound, r.URL.Path))
+	})
+}
+
+// apiHandler serves a /v1 route for an authenticated caller: a returned
+// value becomes a 200 JSON body, a returned error a problem document.
+type apiHandler func(w http.ResponseWriter, r *http.Request, c caller) (any, error)
+
+// api authenticates the caller, enforces who may call the route and bounds
+// the backend calls of the request by the configured timeout.
+func (g *Gateway) api(who audience, h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		resp, err := g.serveAPI(w, r, who, h)
+		if err != nil {
+			g.problem(w, r, err)
+			return
+		}
+		writeDocument(w, http.StatusOK, jsonContentType, resp)
+	})
+}
+
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, who audience, h apiHandler) (any, error) {
+	c, err := g.authenticate(r.Context(), r.Header)
+	if err != nil {
+		return nil, err
+	}
+	if c.service && who != usersAndService {
+		return nil, fmt.Errorf("%w: the service token may only call /v1/check and /v1/check/bulk", authz.ErrForbidden)
+	}
+	return h(w, r, c)
+}

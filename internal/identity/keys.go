@@ -1,0 +1,209 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// maxJWKSBytes bounds a key set document; real ones are a few kilobytes.
+const maxJWKSBytes = 1 << 20
+
+// publicKey is one usable entry of a key set.
+type publicKey struct {
+	kid string
+	// alg is the JWK's own "alg"; when set, tokens must use exactly it.
+	alg string
+	pub crypto.PublicKey
+}
+
+// keySet is an immutable snapshot; a refresh swaps in a new one.
+type keySet struct {
+	keys      []publicKey
+	byKID     map[string]publicKey
+	fetchedAt time.Time
+}
+
+var (
+	errNoKID      = reject("token has no key id")
+	errUnknownKID = reject("unknown signing key")
+)
+
+func (s *keySet) find(kid string) (publicKey, error) {
+	if kid == "" {
+		// Without a kid the choice of key would be a guess, so only a
+		// single-key set can do without it.
+		if len(s.keys) == 1 {
+			return s.keys[0], nil
+		}
+		return publicKey{}, errNoKID
+	}
+	k, ok := s.byKID[kid]
+	if !ok {
+		return publicKey{}, errUnknownKID
+	}
+	return k, nil
+}
+
+// parseKeySet keeps the asymmetric signing keys of a JWKS document and skips
+// the rest, so one odd entry (an encryption key, a post-quantum key jwx does
+// not know) does not take the whole issuer down.
+func parseKeySet(data []byte, fetchedAt time.Time, log *slog.Logger) (*keySet, error) {
+	set, err := jwk.Parse(data, jwk.WithStrictKeySetParsing(false))
+	if err != nil {
+		return nil, fmt.Errorf("parse jwks: %w", err)
+	}
+	ks := &keySet{byKID: make(map[string]publicKey), fetchedAt: fetchedAt}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kid, _ := k.KeyID()
+		pk, err := usableKey(k)
+		if err != nil {
+			log.Warn("jwks key skipped", "kid", kid, "reason", err)
+			continue
+		}
+		if private, _ := jwk.IsPrivateKey(k); private {
+			log.Warn("jwks publishes private key material; only its public part is used", "kid", kid)
+		}
+		if kid != "" {
+			if _, dup := ks.byKID[kid]; dup {
+				log.Warn("jwks key skipped", "kid", kid, "reason", "duplicate kid")
+				continue
+			}
+			ks.byKID[kid] = pk
+		}
+		ks.keys = append(ks.keys, pk)
+	}
+	if len(ks.keys) == 0 {
+		return nil, errors.New("parse jwks: no usable signing keys")
+	}
+	return ks, nil
+}
+
+func usableKey(k jwk.Key) (publicKey, error) {
+	// jwx parses what it cannot use (unknown kty, RSA under 2048 bits)
+	// into placeholders.
+	if uk, ok := k.(jwk.UnsupportedKey); ok {
+		return publicKey{}, uk.Reason()
+	}
+	if use, ok := k.KeyUsage(); ok && use != "sig" {
+		return publicKey{}, fmt.Errorf("key use is %q", use)
+	}
+	pubJWK, err := jwk.PublicKeyOf(k)
+	if err != nil {
+		return publicKey{}, err
+	}
+	var raw any
+	if err := jwk.Export(pubJWK, &raw); err != nil {
+		return publicKey{}, err
+	}
+	// This also refuses "oct" keys, whose raw form is a byte slice: an
+	// HMAC secret in a public document would let anyone mint tokens.
+	pub := crypto.PublicKey(raw)
+	if !fitsAny(pub) {
+		return publicKey{}, fmt.Errorf("not a supported public key (%T)", raw)
+	}
+	pk := publicKey{pub: pub}
+	pk.kid, _ = k.KeyID()
+	if alg, ok := k.Algorithm(); ok {
+		pk.alg = alg.String()
+	}
+	return pk, nil
+}
+
+func fitsAny(pub crypto.PublicKey) bool {
+	for _, fits := range keyFits {
+		if fits(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// readKeys reads the configured key set, from the file or the URL.
+func (v *Verifier) readKeys(ctx context.Context) (*keySet, error) {
+	now := v.now()
+	if v.cfg.JWKSFile != "" {
+		data, err := os.ReadFile(v.cfg.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("read jwks file: %w", err)
+		}
+		return parseKeySet(data, now, v.log)
+	}
+	data, err := v.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parseKeySet(data, now, v.log)
+}
+
+func (v *Verifier) fetch(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.HTTPTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := v.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch jwks: unexpected status %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks: %w", err)
+	}
+	if len(data) > maxJWKSBytes {
+		return nil, fmt.Errorf("fetch jwks: document larger than %d bytes", maxJWKSBytes)
+	}
+	return data, nil
+}
+
+// refetch replaces the key set from the URL unless another refetch happened
+// less than RefreshInterval ago. With wait, the caller needs the outcome and
+// queues behind a fetch in flight (which then usually makes its own fetch
+// unnecessary); without, it keeps using the current keys. Either way only
+// one fetch runs at a time, so a burst of unknown kids costs one request.
+func (v *Verifier) refetch(ctx context.Context, reason string, wait bool) {
+	if wait {
+		select {
+		case v.fetching <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	} else {
+		select {
+		case v.fetching <- struct{}{}:
+		default:
+			return
+		}
+	}
+	defer func() { <-v.fetching }()
+
+	now := v.now()
+	if now.Sub(v.lastRefetch) < v.cfg.RefreshInterval {
+		return
+	}
+	v.lastRefetch = now
+	// A caller that gives up must not waste the refetch budget of everyone
+	// else, so the fetch outlives its request (HTTPTimeout still bounds it).
+	ks, err := v.readKeys(context.WithoutCancel(ctx))
+	if err != nil {
+		v.log.WarnContext(ctx, "jwks refresh failed; keeping the previous keys", "reason", reason, "error", err)
+		return
+	}
+	v.keys.Store(ks)
+	v.log.InfoContext(ctx, "jwks refreshed", "reason", reason, "keys", len(ks.keys))
+}

@@ -1,0 +1,222 @@
+package identity
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+func TestVerifyAccepts(t *testing.T) {
+	rsaKey, ecKey, edKey := newRSAKey(t, "rsa"), newECKey(t, "ec"), newEdKey(t, "ed")
+	psKey := rsaKey
+	psKey.alg = jwa.PS256()
+	clock := newFakeClock()
+	now := clock.Now()
+	srv := newJWKSServer(t, publicJWKS(t, rsaKey, ecKey, edKey))
+	v := newTestVerifier(t, urlConfig(srv.URL), clock)
+
+	tests := []struct {
+		name  string
+		token string
+		want  string
+	}{
+		{"RS256", rsaKey.sign(t, claimsAt(now, nil), nil), "user-1"},
+		{"PS256 with the same RSA key", psKey.sign(t, claimsAt(now, nil), nil), "user-1"},
+		{"ES256", ecKey.sign(t, claimsAt(now, nil), nil), "user-1"},
+		{"EdDSA", edKey.sign(t, claimsAt(now, nil), nil), "user-1"},
+		{"audience among several", ecKey.sign(t, claimsAt(now, map[string]any{"aud": []string{"other", testAudience}}), nil), "user-1"},
+		{"expired within leeway", ecKey.sign(t, claimsAt(now, map[string]any{"exp": now.Add(-10 * time.Second).Unix()}), nil), "user-1"},
+		{"not before within leeway", ecKey.sign(t, claimsAt(now, map[string]any{"nbf": now.Add(10 * time.Second).Unix()}), nil), "user-1"},
+		{"issued just ahead of our clock", ecKey.sign(t, claimsAt(now, map[string]any{"iat": now.Add(10 * time.Second).Unix()}), nil), "user-1"},
+		{"unusual but valid user id", ecKey.sign(t, claimsAt(now, map[string]any{"sub": "a.b@c d"}), nil), "a.b@c d"},
+		{"cognito access token", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil, "token_use": "access", "client_id": testAudience}), nil), "user-1"},
+		{"jku header is ignored", ecKey.sign(t, claimsAt(now, nil), map[string]any{"jku": "https://attacker.example/jwks"}), "user-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Verify(t.Context(), tt.token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if p.Subject != tt.want {
+				t.Fatalf("subject = %q, want %q", p.Subject, tt.want)
+			}
+		})
+	}
+	if got := srv.count(); got != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1 (no refetch for known keys)", got)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	rsaKey, ecKey := newRSAKey(t, "rsa"), newECKey(t, "ec")
+	stranger := newECKey(t, "stranger")
+	impostor := newECKey(t, "ec") // same kid as ecKey, different key
+	ecKeyNoKID := ecKey
+	ecKeyNoKID.kid = ""
+	esWithRSAKID := newECKey(t, "rsa")
+	clock := newFakeClock()
+	now := clock.Now()
+
+	attacker := newJWKSServer(t, publicJWKS(t, stranger))
+	srv := newJWKSServer(t, publicJWKS(t, rsaKey, ecKey))
+	v := newTestVerifier(t, urlConfig(srv.URL), clock)
+
+	pub, err := x509.MarshalPKIXPublicKey(rsaKey.priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemPub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+	hs256 := func(secret []byte) func([]byte) []byte {
+		return func(input []byte) []byte {
+			mac := hmac.New(sha256.New, secret)
+			mac.Write(input)
+			return mac.Sum(nil)
+		}
+	}
+	unsigned := func([]byte) []byte { return nil }
+	valid := ecKey.sign(t, claimsAt(now, nil), nil)
+	parts := strings.Split(valid, ".")
+	tampered := parts[0] + "." + strings.Split(ecKey.sign(t, claimsAt(now, map[string]any{"sub": "admin"}), nil), ".")[1] + "." + parts[2]
+
+	tests := []struct {
+		name   string
+		token  string
+		reason string
+	}{
+		{"empty", "", "missing token"},
+		{"garbage", "not a token", "malformed token"},
+		{"three garbage parts", "a.b.c", "malformed token"},
+		{"dots only", "..", "malformed token"},
+		{"JSON serialization", `{"payload":"e30","signatures":[]}`, "malformed token"},
+		{"huge", strings.Repeat("a", maxTokenBytes+1), "token too large"},
+		{"two parts", parts[0] + "." + parts[1], "malformed token"},
+		{"alg none", craft(t, map[string]any{"alg": "none", "kid": "ec"}, claimsAt(now, nil), unsigned), "algorithm not allowed"},
+		{"alg none without kid", craft(t, map[string]any{"alg": "none"}, claimsAt(now, nil), unsigned), "algorithm not allowed"},
+		{"no alg", craft(t, map[string]any{"kid": "ec"}, claimsAt(now, nil), unsigned), "malformed token"},
+		{"HS256 keyed with the RSA public key PEM", craft(t, map[string]any{"alg": "HS256", "kid": "rsa"}, claimsAt(now, nil), hs256(pemPub)), "algorithm not allowed"},
+		{"HS256 keyed with the RSA public key DER", craft(t, map[string]any{"alg": "HS256", "kid": "rsa"}, claimsAt(now, nil), hs256(pub)), "algorithm not allowed"},
+		{"ES256 naming an RSA key", esWithRSAKID.sign(t, claimsAt(now, nil), nil), "algorithm does not fit the signing key"},
+		{"signed by an impostor with a known kid", impostor.sign(t, claimsAt(now, nil), nil), "invalid signature"},
+		{"tampered payload", tampered, "invalid signature"},
+		{"unknown kid with jku to the attacker's keys", stranger.sign(t, claimsAt(now, nil), map[string]any{"jku": attacker.URL}), "unknown signing key"},
+		{"no kid with two keys published", ecKeyNoKID.sign(t, claimsAt(now, nil), nil), "token has no key id"},
+		{"crit header", ecKey.sign(t, claimsAt(now, nil), map[string]any{"crit": []string{"exp"}, "exp": 1}), "invalid signature"},
+		{"claims not an object", ecKey.signPayload(t, []byte("[]"), nil), "malformed claims"},
+		{"expired", ecKey.sign(t, claimsAt(now, map[string]any{"exp": now.Add(-time.Minute).Unix()}), nil), "token expired"},
+		{"expired at the leeway edge", ecKey.sign(t, claimsAt(now, map[string]any{"exp": now.Add(-DefaultLeeway).Unix()}), nil), "token expired"},
+		{"missing exp", ecKey.sign(t, claimsAt(now, map[string]any{"exp": nil}), nil), "token has no expiry"},
+		{"not yet valid", ecKey.sign(t, claimsAt(now, map[string]any{"nbf": now.Add(time.Minute).Unix()}), nil), "token not yet valid"},
+		{"issued in the future", ecKey.sign(t, claimsAt(now, map[string]any{"iat": now.Add(time.Minute).Unix()}), nil), "token issued in the future"},
+		{"wrong issuer", ecKey.sign(t, claimsAt(now, map[string]any{"iss": "https://evil.example"}), nil), "wrong issuer"},
+		{"missing issuer", ecKey.sign(t, claimsAt(now, map[string]any{"iss": nil}), nil), "wrong issuer"},
+		{"wrong audience", ecKey.sign(t, claimsAt(now, map[string]any{"aud": "other"}), nil), "wrong audience"},
+		{"empty audience list", ecKey.sign(t, claimsAt(now, map[string]any{"aud": []string{}}), nil), "wrong audience"},
+		{"missing audience", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil}), nil), "token has no audience"},
+		{"cognito id token without aud", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil, "token_use": "id", "client_id": testAudience}), nil), "token has no audience"},
+		{"cognito access token for another client", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil, "token_use": "access", "client_id": "other"}), nil), "wrong audience"},
+		{"client_id does not excuse a wrong aud", ecKey.sign(t, claimsAt(now, map[string]any{"aud": "other", "token_use": "access", "client_id": testAudience}), nil), "wrong audience"},
+		{"wildcard subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": "*"}), nil), "subject is not a valid user id"},
+		{"empty subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": ""}), nil), "subject is not a valid user id"},
+		{"control character in subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": "a\nb"}), nil), "subject is not a valid user id"},
+		{"missing subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": nil}), nil), "token has no subject"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Verify(t.Context(), tt.token)
+			if !errors.Is(err, authz.ErrUnauthenticated) {
+				t.Fatalf("Verify = %+v, %v; want an ErrUnauthenticated", p, err)
+			}
+			if !strings.HasSuffix(err.Error(), ": "+tt.reason) {
+				t.Fatalf("error %q, want reason %q", err, tt.reason)
+			}
+			if p != (Principal{}) {
+				t.Fatalf("rejected token yielded principal %+v", p)
+			}
+		})
+	}
+	if got := attacker.count(); got != 0 {
+		t.Fatalf("the jku server was fetched %d times", got)
+	}
+}
+
+func TestVerifyAlgorithmAllowList(t *testing.T) {
+	rsaKey, ecKey := newRSAKey(t, "rsa"), newECKey(t, "ec")
+	clock := newFakeClock()
+	srv := newJWKSServer(t, publicJWKS(t, rsaKey, ecKey))
+	cfg := urlConfig(srv.URL)
+	cfg.Algorithms = []string{"ES256"}
+	v := newTestVerifier(t, cfg, clock)
+
+	if _, err := v.Verify(t.Context(), ecKey.sign(t, claimsAt(clock.Now(), nil), nil)); err != nil {
+		t.Fatalf("ES256: %v", err)
+	}
+	_, err := v.Verify(t.Context(), rsaKey.sign(t, claimsAt(clock.Now(), nil), nil))
+	if !errors.Is(err, authz.ErrUnauthenticated) || !strings.Contains(err.Error(), "algorithm not allowed") {
+		t.Fatalf("RS256 outside the allow-list: %v", err)
+	}
+}
+
+func TestVerifyKeyAlgorithmPinned(t *testing.T) {
+	// A JWK that names its algorithm accepts no other, even one its key
+	// type could produce.
+	rsaKey := newRSAKey(t, "rsa")
+	clock := newFakeClock()
+	srv := newJWKSServer(t, jwksOf(t, rsaKey.publicJWK(t, map[string]any{"alg": "PS256"})))
+	v := newTestVerifier(t, urlConfig(srv.URL), clock)
+
+	_, err := v.Verify(t.Context(), rsaKey.sign(t, claimsAt(clock.Now(), nil), nil))
+	if !errors.Is(err, authz.ErrUnauthenticated) || !strings.Contains(err.Error(), "algorithm does not fit the signing key") {
+		t.Fatalf("RS256 with a PS256 key: %v", err)
+	}
+	psKey := rsaKey
+	psKey.alg = jwa.PS256()
+	if _, err := v.Verify(t.Context(), psKey.sign(t, claimsAt(clock.Now(), nil), nil)); err != nil {
+		t.Fatalf("PS256: %v", err)
+	}
+}
+
+func TestVerifySubjectClaim(t *testing.T) {
+	ecKey := newECKey(t, "ec")
+	clock := newFakeClock()
+	now := clock.Now()
+	srv := newJWKSServer(t, publicJWKS(t, ecKey))
+	cfg := urlConfig(srv.URL)
+	cfg.SubjectClaim = "username"
+	v := newTestVerifier(t, cfg, clock)
+
+	tests := []struct {
+		name    string
+		changes map[string]any
+		want    string
+		reason  string
+	}{
+		{"custom claim used", map[string]any{"username": "alice", "sub": "uuid-1"}, "alice", ""},
+		{"sub alone is not enough", nil, "", "token has no subject"},
+		{"not a string", map[string]any{"username": 42}, "", "subject is not a string"},
+		{"wildcard", map[string]any{"username": "*"}, "", "subject is not a valid user id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Verify(t.Context(), ecKey.sign(t, claimsAt(now, tt.changes), nil))
+			if tt.reason != "" {
+				if !errors.Is(err, authz.ErrUnauthenticated) || !strings.HasSuffix(err.Error(), ": "+tt.reason) {
+					t.Fatalf("Verify = %+v, %v; want reason %q", p, err, tt.reason)
+				}
+				return
+			}
+			if err != nil || p.Subject != tt.want {
+				t.Fatalf("Verify = %+v, %v; want subject %q", p, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,368 @@
+package spicedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// MaxUpdatesPerWrite is SpiceDB's default limit of updates in one
+// WriteRelationships request.
+const MaxUpdatesPerWrite = 1000
+
+// DefaultCallTimeout bounds every SpiceDB call that arrives without a
+// deadline of its own.
+const DefaultCallTimeout = 10 * time.Second
+
+// Client answers permission questions and applies relationship updates. It is
+// safe for concurrent use.
+type Client struct {
+	perms       v1.PermissionsServiceClient
+	schema      v1.SchemaServiceClient
+	conn        io.Closer
+	callTimeout time.Duration
+	freshness   func() string
+}
+
+// Option adjusts a Client.
+type Option func(*Client)
+
+// WithCallTimeout bounds every SpiceDB call that has no earlier deadline.
+func WithCallTimeout(d time.Duration) Option {
+	return func(c *Client) { c.callTimeout = d }
+}
+
+// WithFreshnessFloor makes reads that carry no consistency token at least as
+// fresh as the token floor returns (the last write the sync applied), so a
+// revocation the sync has applied is never answered from an older snapshot.
+func WithFreshnessFloor(floor func() string) Option {
+	return func(c *Client) { c.freshness = floor }
+}
+
+func newClient(perms v1.PermissionsServiceClient, schema v1.SchemaServiceClient, conn io.Closer, opts ...Option) *Client {
+	c := &Client{perms: perms, schema: schema, conn: conn, callTimeout: DefaultCallTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Close releases the connection.
+func (c *Client) Close() error {
+	if err := c.conn.Close(); err != nil {
+		return fmt.Errorf("spicedb: close: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.callTimeout)
+}
+
+// WriteSchema installs the authorization schema.
+func (c *Client) WriteSchema(ctx context.Context, schema string) error {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	if _, err := c.schema.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: schema}); err != nil {
+		return translate("write schema", err)
+	}
+	return nil
+}
+
+func (c *Client) consistency(given authz.Consistency) *v1.Consistency {
+	token := given.AtLeastAsFresh
+	if token == "" && c.freshness != nil {
+		token = c.freshness()
+	}
+	if token == "" {
+		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+	}
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}
+}
+
+func companyRef(id string) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: authz.TypeCompany, ObjectId: encodeID(id)}
+}
+
+func userRef(id string) *v1.SubjectReference {
+	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: authz.TypeUser, ObjectId: encodeID(id)}}
+}
+
+// checkUser refuses the wildcard before it reaches SpiceDB, where it would
+// mean "everybody".
+func checkUser(user string) error {
+	if err := authz.ValidateUserID(user); err != nil {
+		return fmt.Errorf("spicedb: %w", err)
+	}
+	return nil
+}
+
+// Check reports whether req.User holds req.Permission on req.Company, and the
+// revision the answer was computed at.
+func (c *Client) Check(ctx context.Context, req authz.CheckRequest, cons authz.Consistency) (bool, string, error) {
+	if err := checkUser(req.User); err != nil {
+		return false, "", err
+	}
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
+		Consistency: c.consistency(cons),
+		Resource:    companyRef(req.Company),
+		Permission:  string(req.Permission),
+		Subject:     userRef(req.User),
+	})
+	if err != nil {
+		return false, "", translate("check", err)
+	}
+	return resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
+		resp.GetCheckedAt().GetToken(), nil
+}
+
+// CheckBulk answers many checks in one round trip. If SpiceDB cannot answer
+// any one of them the whole call fails: a partial answer is not trusted.
+func (c *Client) CheckBulk(ctx context.Context, reqs []authz.CheckRequest, cons authz.Consistency) ([]bool, string, error) {
+	items := make([]*v1.CheckBulkPermissionsRequestItem, len(reqs))
+	for i, r := range reqs {
+		if err := checkUser(r.User); err != nil {
+			return nil, "", err
+		}
+		items[i] = &v1.CheckBulkPermissionsRequestItem{
+			Resource:   companyRef(r.Company),
+			Permission: string(r.Permission),
+			Subject:    userRef(r.User),
+		}
+	}
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
+		Consistency: c.consistency(cons),
+		Items:       items,
+	})
+	if err != nil {
+		return nil, "", translate("check bulk", err)
+	}
+	pairs := resp.GetPairs()
+	if len(pairs) != len(reqs) {
+		return nil, "", fmt.Errorf("spicedb: check bulk: %d answers for %d checks: %w", len(pairs), len(reqs), authz.ErrUnavailable)
+	}
+	allowed := make([]bool, len(pairs))
+	for i, p := range pairs {
+		if e := p.GetError(); e != nil {
+			return nil, "", fmt.Errorf("spicedb: check bulk item %d: %s: %w", i, e.GetMessage(), authz.ErrUnavailable)
+		}
+		allowed[i] = p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+	}
+	return allowed, resp.GetCheckedAt().GetToken(), nil
+}
+
+// LookupCompanies lists up to limit companies on which user holds p, starting
+// after cursor. nextCursor is empty when the listing is known to be complete.
+func (c *Client) LookupCompanies(ctx context.Context, user string, p authz.Permission, cons authz.Consistency, limit int, cursor string) ([]string, string, error) {
+	if err := checkUser(user); err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 || limit > 1000 {
+		return nil, "", fmt.Errorf("spicedb: lookup: %w: limit %d outside 1..1000", authz.ErrInvalid, limit)
+	}
+	req := &v1.LookupResourcesRequest{
+		Consistency:        c.consistency(authz.Consistency{AtLeastAsFresh: cons.AtLeastAsFresh}),
+		ResourceObjectType: authz.TypeCompany,
+		Permission:         string(p),
+		Subject:            userRef(user),
+		OptionalLimit:      uint32(limit),
+	}
+	if cursor != "" {
+		req.OptionalCursor = &v1.Cursor{Token: cursor}
+	}
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	stream, err := c.perms.LookupResources(ctx, req)
+	if err != nil {
+		return nil, "", translate("lookup", err)
+	}
+	var (
+		ids  []string
+		seen = map[string]bool{}
+		last string
+		n    int
+	)
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, "", translate("lookup", err)
+		}
+		n++
+		last = resp.GetAfterResultCursor().GetToken()
+		if resp.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
+			continue
+		}
+		id, err := decodeID(resp.GetResourceObjectId())
+		if err != nil {
+			return nil, "", fmt.Errorf("spicedb: lookup: %w: %w", err, authz.ErrUnavailable)
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if n < limit {
+		last = ""
+	}
+	return ids, last, nil
+}
+
+// Write applies updates in requests of at most MaxUpdatesPerWrite and returns
+// the revision of the last one. Updates to the same relationship collapse to
+// the last one (SpiceDB refuses duplicates within a request). Each request is
+// atomic; a call larger than one request is not.
+func (c *Client) Write(ctx context.Context, updates []authz.Update) (string, error) {
+	var token string
+	for batch := range slices.Chunk(collapse(updates), MaxUpdatesPerWrite) {
+		t, err := c.writeBatch(ctx, batch)
+		if err != nil {
+			return "", err
+		}
+		token = t
+	}
+	return token, nil
+}
+
+func (c *Client) writeBatch(ctx context.Context, batch []authz.Update) (string, error) {
+	req := &v1.WriteRelationshipsRequest{Updates: make([]*v1.RelationshipUpdate, len(batch))}
+	for i, u := range batch {
+		op := v1.RelationshipUpdate_OPERATION_TOUCH
+		if u.Op == authz.OpDelete {
+			op = v1.RelationshipUpdate_OPERATION_DELETE
+		}
+		req.Updates[i] = &v1.RelationshipUpdate{Operation: op, Relationship: toV1(u.Rel)}
+	}
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.perms.WriteRelationships(ctx, req)
+	if err != nil {
+		return "", translate("write relationships", err)
+	}
+	return resp.GetWrittenAt().GetToken(), nil
+}
+
+func toV1(r authz.Relationship) *v1.Relationship {
+	return &v1.Relationship{
+		Resource: companyRef(r.Resource),
+		Relation: r.Relation,
+		Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: r.SubjectType, ObjectId: encodeID(r.SubjectID)}},
+	}
+}
+
+// collapse keeps the last update of each relationship, in the order the
+// survivors were last touched.
+func collapse(updates []authz.Update) []authz.Update {
+	last := make(map[authz.Relationship]int, len(updates))
+	for i, u := range updates {
+		last[u.Rel] = i
+	}
+	if len(last) == len(updates) {
+		return updates
+	}
+	out := make([]authz.Update, 0, len(last))
+	for i, u := range updates {
+		if last[u.Rel] == i {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// DeleteRelations removes every company relationship with one of the given
+// relations (a TRUNCATE of the table they come from), in pages so no single
+// request exceeds SpiceDB's delete limit.
+func (c *Client) DeleteRelations(ctx context.Context, relations []string) (string, error) {
+	var token string
+	for _, rel := range relations {
+		for {
+			t, done, err := c.deletePage(ctx, rel)
+			if err != nil {
+				return "", err
+			}
+			token = t
+			if done {
+				break
+			}
+		}
+	}
+	return token, nil
+}
+
+func (c *Client) deletePage(ctx context.Context, relation string) (token string, done bool, err error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
+		RelationshipFilter:            &v1.RelationshipFilter{ResourceType: authz.TypeCompany, OptionalRelation: relation},
+		OptionalLimit:                 MaxUpdatesPerWrite,
+		OptionalAllowPartialDeletions: true,
+	})
+	if err != nil {
+		return "", false, translate("delete relationships", err)
+	}
+	return resp.GetDeletedAt().GetToken(),
+		resp.GetDeletionProgress() == v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE, nil
+}
+
+// ReadRelationships streams every company relationship SpiceDB holds to fn,
+// fully consistent, so the caller can compare it with the source of truth.
+func (c *Client) ReadRelationships(ctx context.Context, fn func(authz.Relationship) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
+		Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		RelationshipFilter: &v1.RelationshipFilter{ResourceType: authz.TypeCompany},
+	})
+	if err != nil {
+		return translate("read relationships", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return translate("read relationships", err)
+		}
+		rel, err := fromV1(resp.GetRelationship())
+		if err != nil {
+			return err
+		}
+		if err := fn(rel); err != nil {
+			return err
+		}
+	}
+}
+
+func fromV1(r *v1.Relationship) (authz.Relationship, error) {
+	resource, err := decodeID(r.GetResource().GetObjectId())
+	if err != nil {
+		return authz.Relationship{}, fmt.Errorf("spicedb: %w", err)
+	}
+	subject, err := decodeID(r.GetSubject().GetObject().GetObjectId())
+	if err != nil {
+		return authz.Relationship{}, fmt.Errorf("spicedb: %w", err)
+	}
+	return authz.Relationship{
+		Resource:    resource,
+		Relation:    r.GetRelation(),
+		SubjectType: r.GetSubject().GetObject().GetObjectType(),
+		SubjectID:   subject,
+	}, nil
+}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// SQLSTATEs raised by the companies trigger of migration 1. Class "TG" is
+// not used by PostgreSQL, so they cannot be confused with its own codes.
+const (
+	codeParentCycle = "TG001"
+	codeTreeTooDeep = "TG002"
+)
+
+// translate gives err the authz kind it stands for, keeping the original
+// error in the chain for logs and errors.As. Errors without a kind (a bad
+// URL, a bug in a query) pass through unchanged.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	// A caller that gave up is not an outage.
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if kind := kindOfSQLState(pgErr.Code); kind != nil {
+			return fmt.Errorf("%w: %w", kind, err)
+		}
+		return err
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", authz.ErrUnavailable, err)
+	}
+	return err
+}
+
+func kindOfSQLState(code string) error {
+	switch code {
+	case "23505", codeParentCycle, codeTreeTooDeep: // unique_violation and the tree guards
+		return authz.ErrConflict
+	case "23503": // foreign_key_violation
+		// Every statement here that can break a foreign key names a company
+		// that has to exist already.
+		return authz.ErrNotFound
+	case "23502", "23514": // not_null_violation, check_violation
+		return authz.ErrInvalid
+	case "57014", "57P01", "57P02", "57P03": // query_canceled (statement_timeout), admin/crash shutdown, cannot connect now
+		return authz.ErrUnavailable
+	}
+	switch {
+	case strings.HasPrefix(code, "22"): // data exception: a value the column cannot hold
+		return authz.ErrInvalid
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"): // connection exception, insufficient resources
+		return authz.ErrUnavailable
+	}
+	return nil
+}
+
+// unreachable reports a failure to reach the server or to hear back from it
+// in time, as opposed to an answer the server gave.
+func unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) ||
+		errors.As(err, &netErr) ||
+		pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, puddle.ErrClosedPool)
+}

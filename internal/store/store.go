@@ -1,0 +1,82 @@
+// Package store is tenantgate's access to the application's PostgreSQL: a
+// pgx pool, the embedded migrations that create the data contract of
+// DESIGN.md, and the queries the gateway and the demo run on companies and
+// memberships. Every error it returns that has an authz kind (conflict,
+// invalid, not found, unavailable) wraps it, so callers never look at
+// SQLSTATEs.
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// connectTimeout bounds one connection attempt when the URL sets no
+// connect_timeout: without it a blackholed server stalls until the caller's
+// deadline, and callers without one forever.
+const connectTimeout = 5 * time.Second
+
+// Store is a pool of connections to the application's database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to databaseURL and pings it, so a wrong URL or a server that
+// is down fails here rather than on the first request. Pool sizes and
+// lifetimes come from the URL (pool_max_conns and friends) with pgx's
+// defaults; a nil logger discards.
+func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if cfg.PingTimeout == 0 {
+		// The pool pings a connection that sat idle before handing it out; a
+		// dead server must not hold that ping for the whole request deadline.
+		cfg.PingTimeout = connectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", translate(err))
+	}
+	s := &Store{pool: pool}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	logger.InfoContext(ctx, "connected to postgres",
+		slog.String("host", cfg.ConnConfig.Host),
+		slog.Int("port", int(cfg.ConnConfig.Port)),
+		slog.String("database", cfg.ConnConfig.Database),
+		slog.Int("max_conns", int(cfg.MaxConns)))
+	return s, nil
+}
+
+// Close waits for borrowed connections to come back and closes them all.
+func (s *Store) Close() {
+	s.pool.Close()
+}
+
+// Pool is the raw pool, for the sync, which needs transactions and
+// connections the queries here do not offer.
+func (s *Store) Pool() *pgxpool.Pool {
+	return s.pool
+}
+
+// Ping checks that the database answers; readiness probes use it.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", translate(err))
+	}
+	return nil
+}

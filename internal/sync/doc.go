@@ -1,0 +1,10 @@
+// Package sync mirrors the application's companies and memberships from
+// PostgreSQL into SpiceDB: a consistent snapshot read inside the snapshot a
+// new logical replication slot exports, then the slot's change stream
+// (pgoutput), so that no change falls between the two.
+//
+// Postgres is the truth and SpiceDB an index of it: every update the sync
+// sends is an idempotent TOUCH or DELETE, so replaying a change is harmless,
+// and rows that cannot be mapped are skipped and counted, never allowed to
+// stop the stream.
+package sync

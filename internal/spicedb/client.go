@@ -165,63 +165,102 @@ func (c *Client) CheckBulk(ctx context.Context, reqs []authz.CheckRequest, cons 
 	return allowed, resp.GetCheckedAt().GetToken(), nil
 }
 
-// LookupCompanies lists up to limit companies on which user holds p, starting
-// after cursor. nextCursor is empty when the listing is known to be complete.
+// lookupPageSize is how many results one LookupResources call asks for,
+// SpiceDB's maximum.
+const lookupPageSize = 1000
+
+// LookupCompanies lists, in ID order, up to limit companies on which user
+// holds p whose IDs sort after cursor (an ID from a previous page, or empty).
+// nextCursor is empty when nothing follows.
+//
+// SpiceDB's own cursors can return a company reachable through several paths
+// on more than one page, so every page walks the whole result and keeps the
+// limit smallest IDs: pages are sorted, stable and free of duplicates, at a
+// cost linear in how many companies the user can reach, with memory bounded
+// by limit.
 func (c *Client) LookupCompanies(ctx context.Context, user string, p authz.Permission, cons authz.Consistency, limit int, cursor string) ([]string, string, error) {
 	if err := checkUser(user); err != nil {
 		return nil, "", err
 	}
-	if limit <= 0 || limit > 1000 {
-		return nil, "", fmt.Errorf("spicedb: lookup: %w: limit %d outside 1..1000", authz.ErrInvalid, limit)
-	}
-	req := &v1.LookupResourcesRequest{
-		Consistency:        c.consistency(authz.Consistency{AtLeastAsFresh: cons.AtLeastAsFresh}),
-		ResourceObjectType: authz.TypeCompany,
-		Permission:         string(p),
-		Subject:            userRef(user),
-		OptionalLimit:      uint32(limit),
-	}
-	if cursor != "" {
-		req.OptionalCursor = &v1.Cursor{Token: cursor}
+	if limit <= 0 || limit > lookupPageSize {
+		return nil, "", fmt.Errorf("spicedb: lookup: %w: limit %d outside 1..%d", authz.ErrInvalid, limit, lookupPageSize)
 	}
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	stream, err := c.perms.LookupResources(ctx, req)
-	if err != nil {
-		return nil, "", translate("lookup", err)
+	page := make([]string, 0, limit+1)
+	consistency := c.consistency(cons)
+	var after *v1.Cursor
+	for {
+		n, last, err := c.lookupChunk(ctx, user, p, consistency, after, func(id string) {
+			page = keepSmallest(page, id, cursor, limit+1)
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if n < lookupPageSize {
+			break
+		}
+		after = last
 	}
-	var (
-		ids  []string
-		seen = map[string]bool{}
-		last string
-		n    int
-	)
+	if len(page) > limit {
+		return page[:limit], page[limit-1], nil
+	}
+	return page, "", nil
+}
+
+// lookupChunk streams one LookupResources call to found and reports how many
+// results it had and the cursor after the last.
+func (c *Client) lookupChunk(ctx context.Context, user string, p authz.Permission, cons *v1.Consistency, after *v1.Cursor, found func(id string)) (int, *v1.Cursor, error) {
+	stream, err := c.perms.LookupResources(ctx, &v1.LookupResourcesRequest{
+		Consistency:        cons,
+		ResourceObjectType: authz.TypeCompany,
+		Permission:         string(p),
+		Subject:            userRef(user),
+		OptionalLimit:      lookupPageSize,
+		OptionalCursor:     after,
+	})
+	if err != nil {
+		return 0, nil, translate("lookup", err)
+	}
+	n := 0
+	var last *v1.Cursor
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			break
+			return n, last, nil
 		}
 		if err != nil {
-			return nil, "", translate("lookup", err)
+			return 0, nil, translate("lookup", err)
 		}
 		n++
-		last = resp.GetAfterResultCursor().GetToken()
+		last = resp.GetAfterResultCursor()
 		if resp.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
 			continue
 		}
 		id, err := decodeID(resp.GetResourceObjectId())
 		if err != nil {
-			return nil, "", fmt.Errorf("spicedb: lookup: %w: %w", err, authz.ErrUnavailable)
+			return 0, nil, fmt.Errorf("spicedb: lookup: %w: %w", err, authz.ErrUnavailable)
 		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+		found(id)
 	}
-	if n < limit {
-		last = ""
+}
+
+// keepSmallest inserts id into the sorted, duplicate-free page when it sorts
+// after cursor and among the capacity smallest seen.
+func keepSmallest(page []string, id, cursor string, capacity int) []string {
+	if id <= cursor {
+		return page
 	}
-	return ids, last, nil
+	i, found := slices.BinarySearch(page, id)
+	switch {
+	case found:
+		return page
+	case len(page) < capacity:
+		return slices.Insert(page, i, id)
+	case i < len(page):
+		page = slices.Insert(page[:len(page)-1], i, id)
+	}
+	return page
 }
 
 // Write applies updates in requests of at most MaxUpdatesPerWrite and returns

@@ -1,0 +1,325 @@
+package app_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// Sizes of the differential test's data set.
+const (
+	diffCompanies   = 240
+	diffUsers       = 40
+	diffMemberships = 2000
+	diffUpdates     = 300
+	diffMaxDepth    = 12
+)
+
+// model is the test's own copy of the rows, and the oracle: permissions are
+// computed straight from it, without SpiceDB.
+type model struct {
+	parent  map[string]string // company -> parent ("" for roots)
+	members map[[2]string]authz.Membership
+}
+
+func (m *model) ancestorsAndSelf(company string) []string {
+	var chain []string
+	for c := company; c != ""; c = m.parent[c] {
+		chain = append(chain, c)
+	}
+	return chain
+}
+
+func (m *model) allowed(user string, p authz.Permission, company string) bool {
+	if _, ok := m.parent[company]; !ok {
+		return false
+	}
+	for _, c := range m.ancestorsAndSelf(company) {
+		mem, ok := m.members[[2]string{user, c}]
+		if ok && mem.Status == authz.StatusActive && mem.Role.Grants(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) companies() []string {
+	ids := make([]string, 0, len(m.parent))
+	for id := range m.parent {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (m *model) depth(company string) int { return len(m.ancestorsAndSelf(company)) }
+
+// height is the number of levels of company's subtree, itself included.
+func (m *model) height(company string) int {
+	h := 1
+	for c, p := range m.parent {
+		if p == company {
+			h = max(h, 1+m.height(c))
+		}
+	}
+	return h
+}
+
+func (m *model) hasChildren(company string) bool {
+	for _, p := range m.parent {
+		if p == company {
+			return true
+		}
+	}
+	return false
+}
+
+func sqlText(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func sqlParent(p string) string {
+	if p == "" {
+		return "NULL"
+	}
+	return sqlText(p)
+}
+
+func diffSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TENANTGATE_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("TENANTGATE_TEST_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (rerun with TENANTGATE_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
+var (
+	diffRoles    = authz.Roles
+	diffStatuses = []authz.Status{authz.StatusActive, authz.StatusActive, authz.StatusActive, authz.StatusInactive, authz.StatusPending}
+)
+
+func userName(i int) string { return fmt.Sprintf("user%02d@example.com", i) }
+
+// randomData builds a forest and memberships, and the SQL that writes them.
+func randomData(rng *rand.Rand) (*model, string) {
+	m := &model{parent: map[string]string{}, members: map[[2]string]authz.Membership{}}
+	var sql strings.Builder
+	var ids []string
+	for i := range diffCompanies {
+		id := fmt.Sprintf("co-%03d", i)
+		if i%7 == 3 {
+			id = fmt.Sprintf("Co %03d.ü", i) // outside SpiceDB's alphabet
+		}
+		parent := ""
+		if len(ids) > 0 && rng.IntN(10) > 0 {
+			if p := ids[rng.IntN(len(ids))]; m.depth(p) < diffMaxDepth {
+				parent = p
+			}
+		}
+		m.parent[id] = parent
+		ids = append(ids, id)
+		fmt.Fprintf(&sql, "INSERT INTO companies (id, name, parent_id) VALUES (%s, %s, %s);\n", sqlText(id), sqlText("Company "+id), sqlParent(parent))
+	}
+	for len(m.members) < diffMemberships {
+		mem := authz.Membership{
+			UserID:    userName(rng.IntN(diffUsers)),
+			CompanyID: ids[rng.IntN(len(ids))],
+			Role:      diffRoles[rng.IntN(len(diffRoles))],
+			Status:    diffStatuses[rng.IntN(len(diffStatuses))],
+		}
+		key := [2]string{mem.UserID, mem.CompanyID}
+		if _, dup := m.members[key]; dup {
+			continue
+		}
+		m.members[key] = mem
+		fmt.Fprintf(&sql, "INSERT INTO company_memberships (user_id, company_id, role, status) VALUES (%s, %s, '%s', '%s');\n",
+			sqlText(mem.UserID), sqlText(mem.CompanyID), mem.Role, mem.Status)
+	}
+	return m, sql.String()
+}
+
+// randomUpdate applies one random change to m and returns its SQL.
+func randomUpdate(rng *rand.Rand, m *model) string {
+	keys := make([][2]string, 0, len(m.members))
+	for k := range m.members {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+	ids := m.companies()
+	key := keys[rng.IntN(len(keys))]
+	mem := m.members[key]
+	where := fmt.Sprintf("user_id = %s AND company_id = %s", sqlText(key[0]), sqlText(key[1]))
+	switch r := rng.IntN(100); {
+	case r < 30:
+		mem.Role = diffRoles[rng.IntN(len(diffRoles))]
+		m.members[key] = mem
+		return fmt.Sprintf("UPDATE company_memberships SET role = '%s' WHERE %s", mem.Role, where)
+	case r < 50:
+		mem.Status = diffStatuses[rng.IntN(len(diffStatuses))]
+		m.members[key] = mem
+		return fmt.Sprintf("UPDATE company_memberships SET status = '%s' WHERE %s", mem.Status, where)
+	case r < 65:
+		delete(m.members, key)
+		return "DELETE FROM company_memberships WHERE " + where
+	case r < 75:
+		newKey := [2]string{userName(rng.IntN(diffUsers)), key[1]}
+		if _, taken := m.members[newKey]; taken {
+			return "SELECT 1"
+		}
+		delete(m.members, key)
+		mem.UserID = newKey[0]
+		m.members[newKey] = mem
+		return fmt.Sprintf("UPDATE company_memberships SET user_id = %s WHERE %s", sqlText(newKey[0]), where)
+	case r < 85:
+		mem = authz.Membership{UserID: userName(rng.IntN(diffUsers)), CompanyID: ids[rng.IntN(len(ids))],
+			Role: diffRoles[rng.IntN(len(diffRoles))], Status: authz.StatusActive}
+		newKey := [2]string{mem.UserID, mem.CompanyID}
+		if _, taken := m.members[newKey]; taken {
+			return "SELECT 1"
+		}
+		m.members[newKey] = mem
+		return fmt.Sprintf("INSERT INTO company_memberships (user_id, company_id, role) VALUES (%s, %s, '%s')", sqlText(mem.UserID), sqlText(mem.CompanyID), mem.Role)
+	case r < 96:
+		child := ids[rng.IntN(len(ids))]
+		parent := ""
+		if rng.IntN(5) > 0 {
+			parent = ids[rng.IntN(len(ids))]
+			if slices.Contains(m.ancestorsAndSelf(parent), child) || m.depth(parent)+m.height(child) > diffMaxDepth {
+				return "SELECT 1"
+			}
+		}
+		m.parent[child] = parent
+		return fmt.Sprintf("UPDATE companies SET parent_id = %s WHERE id = %s", sqlParent(parent), sqlText(child))
+	default:
+		victim := ids[rng.IntN(len(ids))]
+		if m.hasChildren(victim) {
+			return "SELECT 1"
+		}
+		delete(m.parent, victim)
+		for k := range m.members {
+			if k[1] == victim {
+				delete(m.members, k)
+			}
+		}
+		return "DELETE FROM companies WHERE id = " + sqlText(victim)
+	}
+}
+
+// waitForMarker commits one more row and waits until the gateway sees it:
+// the stream applies transactions in commit order, so everything committed
+// before it is applied too.
+func (s *stack) waitForMarker(t *testing.T, company string, n int) {
+	t.Helper()
+	user := fmt.Sprintf("marker-%d", n)
+	s.exec(fmt.Sprintf("INSERT INTO company_memberships (user_id, company_id, role) VALUES ('%s', %s, 'viewer')", user, sqlText(company)))
+	s.expect(t, expectation{user, "read", company, true})
+	s.exec(fmt.Sprintf("DELETE FROM company_memberships WHERE user_id = '%s'", user))
+	s.expect(t, expectation{user, "read", company, false})
+}
+
+type bulkAnswer struct {
+	Results []struct {
+		Permission string `json:"permission"`
+		Company    string `json:"company"`
+		Allowed    bool   `json:"allowed"`
+	} `json:"results"`
+}
+
+// compare asserts that the gateway agrees with the model on every user x
+// company x permission, through single checks, bulk checks and listings.
+func (s *stack) compare(t *testing.T, m *model) {
+	t.Helper()
+	companies := m.companies()
+	mismatches := 0
+	report := func(format string, args ...any) {
+		if mismatches++; mismatches <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	checks := 0
+	for u := range diffUsers {
+		user := userName(u)
+		var items []map[string]string
+		var want []bool
+		for _, c := range companies {
+			for _, p := range authz.Permissions {
+				items = append(items, map[string]string{"permission": string(p), "company": c})
+				want = append(want, m.allowed(user, p, c))
+			}
+		}
+		for start := 0; start < len(items); start += 1000 {
+			end := min(start+1000, len(items))
+			var ans bulkAnswer
+			body := map[string]any{"subject": user, "checks": items[start:end]}
+			if code := s.do("POST", "/v1/check/bulk", serviceToken, body, &ans); code != http.StatusOK {
+				t.Fatalf("bulk check: status %d", code)
+			}
+			for i, r := range ans.Results {
+				if r.Allowed != want[start+i] {
+					report("bulk: %s %s on %s = %v, oracle says %v", user, r.Permission, r.Company, r.Allowed, want[start+i])
+				}
+			}
+		}
+		for i, item := range items {
+			var ans checkAnswer
+			body := map[string]string{"subject": user, "permission": item["permission"], "company": item["company"]}
+			if code := s.do("POST", "/v1/check", serviceToken, body, &ans); code != http.StatusOK {
+				t.Fatalf("check: status %d", code)
+			}
+			checks++
+			if ans.Allowed != want[i] {
+				report("check: %s %s on %s = %v, oracle says %v", user, item["permission"], item["company"], ans.Allowed, want[i])
+			}
+		}
+		for _, p := range authz.Permissions {
+			var expected []string
+			for _, c := range companies {
+				if m.allowed(user, p, c) {
+					expected = append(expected, c)
+				}
+			}
+			got := s.companies(user, string(p), 100)
+			slices.Sort(got)
+			if !slices.Equal(got, expected) {
+				report("list: %s %s = %v, oracle says %v", user, p, got, expected)
+			}
+		}
+	}
+	t.Logf("compared %d checks, bulk checks and %d listings; %d mismatches", checks, diffUsers*len(authz.Permissions), mismatches)
+}
+
+func TestDifferentialAgainstRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(diffSeed(t), 1))
+	m, seed := randomData(rng)
+	s := startStack(t, seed)
+	anchor := m.companies()[0]
+	started := time.Now()
+	s.compare(t, m)
+	t.Logf("first comparison took %v", time.Since(started))
+	if t.Failed() {
+		return
+	}
+	for i := range diffUpdates {
+		sql := randomUpdate(rng, m)
+		if i%10 == 0 {
+			sql = "BEGIN; " + sql + "; " + randomUpdate(rng, m) + "; COMMIT"
+		}
+		s.exec(sql)
+	}
+	if _, ok := m.parent[anchor]; !ok {
+		anchor = m.companies()[0]
+	}
+	s.waitForMarker(t, anchor, 1)
+	s.compare(t, m)
+}

@@ -27,6 +27,10 @@ type Config struct {
 	SpiceDBCACert       string `flag:"spicedb-ca-cert" usage:"PEM file of CAs to trust for the remote SpiceDB (default: system roots)"`
 	SpiceDBDatastoreURL string `flag:"spicedb-datastore-url" usage:"embedded only: Postgres URL for SpiceDB's own datastore; empty uses the memory datastore" secret:"url"`
 
+	SyncSlot          string        `flag:"sync-slot" usage:"name of the persistent replication slot of the sync (one active sync per slot)"`
+	ReconcileInterval time.Duration `flag:"reconcile-interval" usage:"how often a running persistent sync compares all of SpiceDB with Postgres and repairs drift (0 disables)"`
+	Reconcile         bool          `flag:"reconcile" usage:"sync only: run one reconcile, print what it repaired, and exit"`
+
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
 
@@ -49,12 +53,14 @@ type Config struct {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		HTTPAddr:        ":8080",
-		MetricsAddr:     ":9090",
-		SubjectClaim:    "sub",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		ShutdownTimeout: 15 * time.Second,
+		SyncSlot:          "tenantgate",
+		ReconcileInterval: 6 * time.Hour,
+		HTTPAddr:          ":8080",
+		MetricsAddr:       ":9090",
+		SubjectClaim:      "sub",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		ShutdownTimeout:   15 * time.Second,
 	}
 }
 
@@ -105,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, errors.New("--reconcile-interval must not be negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))

@@ -54,7 +54,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	ready := func() bool { return true }
 	if sdb.embedded {
-		syncer, err = membersync.New(membersync.Config{DatabaseURL: cfg.DatabaseURL, Logger: logger, Registry: reg}, sdb)
+		// The memory datastore starts empty, so it takes a fresh snapshot
+		// on a temporary slot; a Postgres datastore keeps a persistent one.
+		syncer, err = newSyncer(cfg, cfg.SpiceDBDatastoreURL != "", logger, reg, sdb)
 		if err != nil {
 			return err
 		}

@@ -35,9 +35,12 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
 	reg := prometheus.NewRegistry()
-	syncer, err := membersync.New(membersync.Config{DatabaseURL: cfg.DatabaseURL, Logger: logger, Registry: reg}, sdb)
+	syncer, err := newSyncer(cfg, true, logger, reg, sdb)
 	if err != nil {
 		return err
+	}
+	if cfg.Reconcile {
+		return reconcileOnce(ctx, syncer, logger)
 	}
 	srv := &http.Server{
 		Addr:              cfg.MetricsAddr,
@@ -54,6 +57,31 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}()
 	runSync(ctx, syncer, logger)
+	return nil
+}
+
+// newSyncer configures the sync; persistent selects a named slot resumed
+// across runs (a SpiceDB that outlives the process) over a temporary one.
+func newSyncer(cfg Config, persistent bool, logger *slog.Logger, reg prometheus.Registerer, target membersync.Target) (*membersync.Syncer, error) {
+	return membersync.New(membersync.Config{
+		DatabaseURL:       cfg.DatabaseURL,
+		Persistent:        persistent,
+		Slot:              cfg.SyncSlot,
+		ReconcileInterval: cfg.ReconcileInterval,
+		ReconcileOnResume: true,
+		Logger:            logger,
+		Registry:          reg,
+	}, target)
+}
+
+func reconcileOnce(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger) error {
+	res, err := syncer.ReconcileNow(ctx)
+	if err != nil {
+		return err
+	}
+	logger.Info("reconcile finished", "missing", res.Missing, "extra", res.Extra, "skipped", res.Skipped)
+	fmt.Printf("reconcile: %d missing relationships written, %d extra deleted, %d rows skipped (see tenantgate.sync_dead_letters)\n",
+		res.Missing, res.Extra, res.Skipped)
 	return nil
 }
 

@@ -7,48 +7,65 @@ type metrics struct {
 	lag            prometheus.Gauge
 	transactions   prometheus.Counter
 	updates        *prometheus.CounterVec
-	skipped        prometheus.Counter
+	batchSize      prometheus.Histogram
+	skipped        *prometheus.CounterVec
 	snapshotRows   prometheus.Counter
-	pruned         prometheus.Counter
+	reconciled     *prometheus.CounterVec
 	streamFailures prometheus.Counter
+	slotRetained   prometheus.Gauge
+	slotBehind     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		appliedLSN: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tenantgate_sync_applied_lsn",
-			Help: "WAL position (as a number) of the last transaction applied to SpiceDB; if it stops rising while Postgres takes writes, the sync is stuck.",
+			Help: "WAL position (as a number) up to which every commit is in SpiceDB; if it stops rising while Postgres takes writes, the sync is stuck.",
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tenantgate_sync_lag_seconds",
-			Help: "Seconds between a transaction's commit in Postgres and its application to SpiceDB, for the last one applied; a high value means revoked access lingers that long.",
+			Help: "Seconds from the commit of the oldest transaction in the last write to SpiceDB until that write; a high value means revoked access lingers that long.",
 		}),
 		transactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tenantgate_sync_transactions_total",
-			Help: "Postgres transactions applied to SpiceDB; its rate is the sync's throughput.",
+			Help: "Postgres transactions received from the replication stream; its rate is the change rate the sync follows.",
 		}),
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tenantgate_sync_relationship_updates_total",
-			Help: "Relationship updates sent to SpiceDB, by operation; a high delete rate means much access is being revoked.",
+			Help: "Relationships written to SpiceDB, by operation (touch, delete, import); a high delete rate means much access is being revoked.",
 		}, []string{"op"}),
-		skipped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tenantgate_sync_skipped_rows_total",
-			Help: "Rows that could not be mapped to relationships (bad ID, unknown role or status) and were skipped; any increase means another program wrote rows tenantgate cannot honour.",
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tenantgate_sync_batch_size",
+			Help:    "Updates per write to SpiceDB; high values mean bursts of changes are being batched.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
 		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_sync_dead_letters_total",
+			Help: "Rows that could not be mapped to relationships and went to tenantgate.sync_dead_letters, by table; any increase means another program wrote rows tenantgate cannot honour.",
+		}, []string{"table"}),
 		snapshotRows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tenantgate_sync_snapshot_rows_total",
-			Help: "Rows read by initial snapshots; a value rising outside start-up means the sync keeps restarting.",
+			Help: "Rows read by initial snapshots; a value rising outside start-up means the sync keeps starting over.",
 		}),
-		pruned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tenantgate_sync_pruned_relationships_total",
-			Help: "Relationships found in SpiceDB but not derived from Postgres at snapshot time, and deleted; a high value means SpiceDB had drifted (changes made while the sync was down, or writes from elsewhere).",
-		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_sync_reconcile_repairs_total",
+			Help: "Relationships a reconcile found wrong in SpiceDB and repaired, by result (missing, extra); any increase means SpiceDB had drifted from Postgres.",
+		}, []string{"result"}),
 		streamFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tenantgate_sync_stream_failures_total",
-			Help: "Replication streams that ended with an error; any increase means SpiceDB stopped following Postgres until a restart.",
+			Help: "Sync runs that ended with an error and were restarted; a rising value means SpiceDB or Postgres keeps failing.",
+		}),
+		slotRetained: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_sync_slot_retained_wal_bytes",
+			Help: "Bytes of WAL the replication slot keeps on the Postgres server; a high value fills the server's disk.",
+		}),
+		slotBehind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_sync_slot_confirmed_lag_bytes",
+			Help: "Bytes of WAL between the server's current position and what the sync confirmed; a high value means the sync falls behind.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.appliedLSN, m.lag, m.transactions, m.updates, m.skipped, m.snapshotRows, m.pruned, m.streamFailures} {
+	for _, c := range []prometheus.Collector{m.appliedLSN, m.lag, m.transactions, m.updates, m.batchSize, m.skipped,
+		m.snapshotRows, m.reconciled, m.streamFailures, m.slotRetained, m.slotBehind} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

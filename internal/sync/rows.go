@@ -90,11 +90,18 @@ func relationsOf(table string) []string {
 	return nil
 }
 
+// skippedRow is a row that could not be mapped, and why.
+type skippedRow struct {
+	table string
+	row   row
+	err   error
+}
+
 // change turns one row change into relationship updates: the old row's edge
 // goes, the new row's edge comes. Either row may be nil (insert, delete). A
 // row that cannot be mapped contributes nothing and is reported in skipped,
 // so one bad row never blocks the others.
-func change(table string, oldRow, newRow row) (updates []authz.Update, skipped []error) {
+func change(table string, oldRow, newRow row) (updates []authz.Update, skipped []skippedRow) {
 	for _, side := range []struct {
 		r  row
 		op authz.Op
@@ -104,7 +111,7 @@ func change(table string, oldRow, newRow row) (updates []authz.Update, skipped [
 		}
 		rel, ok, err := relationshipOf(table, side.r)
 		if err != nil {
-			skipped = append(skipped, fmt.Errorf("%s row %q: %w", table, side.r["id"], err))
+			skipped = append(skipped, skippedRow{table: table, row: side.r, err: err})
 			continue
 		}
 		if ok {

@@ -2,9 +2,11 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
+	"log/slog"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -33,24 +35,36 @@ func connectReplication(ctx context.Context, databaseURL string) (*pgconn.PgConn
 	return conn, nil
 }
 
+func dropSlot(ctx context.Context, repl *pgconn.PgConn, slot string) error {
+	if err := pglogrepl.DropReplicationSlot(ctx, repl, slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+		return fmt.Errorf("sync: drop slot %s: %w", slot, err)
+	}
+	return nil
+}
+
 // snapshotNamePattern is the form of exported snapshot names; SET TRANSACTION
 // SNAPSHOT takes no parameters, so the name is checked before it is spliced.
 var snapshotNamePattern = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
-// snapshot creates the slot, copies every row visible in the snapshot the
-// slot exports into the target, removes what the target holds beyond that,
-// and returns the position the stream must start from. The exported snapshot
-// lives only until the next command on repl, so it is read before anything
-// else is sent there.
-func (s *Syncer) snapshot(ctx context.Context, repl *pgconn.PgConn, slot string) (pglogrepl.LSN, error) {
+// freshStart creates the slot, copies every row visible in the snapshot the
+// slot exports into the target, reconciles the target with Postgres, and
+// returns the position the stream starts from. The exported snapshot lives
+// only until the next command on repl, so it is read before anything else is
+// sent there.
+func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState, temporary bool) (pglogrepl.LSN, error) {
 	started := time.Now()
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Temporary:      true,
+	if !temporary {
+		if err := st.setSnapshotDone(ctx, false); err != nil {
+			return 0, err
+		}
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Temporary:      temporary,
 		SnapshotAction: "EXPORT_SNAPSHOT",
 		Mode:           pglogrepl.LogicalReplication,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sync: create replication slot (is wal_level=logical?): %w", err)
+		return 0, fmt.Errorf("sync: create replication slot %s (is wal_level=logical?): %w", st.slot, err)
 	}
 	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
@@ -59,117 +73,192 @@ func (s *Syncer) snapshot(ctx context.Context, repl *pgconn.PgConn, slot string)
 	if !snapshotNamePattern.MatchString(res.SnapshotName) {
 		return 0, fmt.Errorf("sync: unexpected snapshot name %q", res.SnapshotName)
 	}
-	want, rows, err := s.copySnapshot(ctx, res.SnapshotName)
+	rows, err := s.copySnapshot(ctx, res.SnapshotName)
 	if err != nil {
 		return 0, err
 	}
-	pruned, err := s.prune(ctx, want)
-	if err != nil {
+	// The copy only adds; the reconcile removes what SpiceDB held beyond it
+	// (changes made while no sync ran, or writes from elsewhere).
+	if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
 		return 0, err
 	}
-	s.cfg.Logger.Info("sync: snapshot applied", "slot", slot, "rows", rows, "relationships", len(want),
-		"pruned", pruned, "lsn", start.String(), "duration", time.Since(started).Round(time.Millisecond))
+	if !temporary {
+		if err := st.checkpoint(ctx, start, s.LatestToken()); err != nil {
+			return 0, err
+		}
+		if err := st.setSnapshotDone(ctx, true); err != nil {
+			return 0, err
+		}
+	}
+	s.cfg.Logger.Info("sync: snapshot applied", "slot", st.slot, "rows", rows, "lsn", start.String(),
+		"duration", time.Since(started).Round(time.Millisecond))
 	return start, nil
 }
 
-// snapshotQueries read the rows the snapshot is made of; parents first only
-// for readability of the log, order does not matter to SpiceDB.
+// snapshotQueries read the rows the snapshot is made of.
 var snapshotQueries = []struct{ table, sql string }{
 	{tableCompanies, `SELECT id, parent_id FROM companies`},
 	{tableMemberships, `SELECT id, user_id, company_id, role, status FROM company_memberships`},
 }
 
 // copySnapshot writes the relationships of every row in the exported
-// snapshot and returns the set it wrote.
-func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (map[authz.Relationship]struct{}, int, error) {
+// snapshot. An empty target is filled with a bulk import, the fastest path;
+// otherwise relationships are touched in batches, which is idempotent.
+func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (int64, error) {
 	conn, err := pgx.Connect(ctx, s.cfg.DatabaseURL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
+		return 0, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync: snapshot transaction: %w", err)
+		return 0, fmt.Errorf("sync: snapshot transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; nothing to undo
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snapshotName)); err != nil {
-		return nil, 0, fmt.Errorf("sync: set transaction snapshot: %w", err)
+		return 0, fmt.Errorf("sync: set transaction snapshot: %w", err)
 	}
-	want := map[authz.Relationship]struct{}{}
-	total := 0
-	for _, q := range snapshotQueries {
-		n, err := s.copyTable(ctx, tx, q.table, q.sql, want)
-		if err != nil {
-			return nil, 0, err
+	var total int64
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM companies) + (SELECT count(*) FROM company_memberships)`).Scan(&total); err != nil {
+		return 0, fmt.Errorf("sync: count rows: %w", err)
+	}
+	empty, err := s.targetEmpty(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p := newProgress(s.cfg.Logger, total)
+	rels, readErr := s.snapshotRelationships(ctx, tx, p)
+	if empty {
+		var n uint64
+		if n, err = s.target.Import(ctx, rels); err == nil {
+			s.metrics.updates.WithLabelValues("import").Add(float64(n))
 		}
-		total += n
+	} else {
+		err = s.touchAll(ctx, rels)
 	}
-	return want, total, nil
+	if err = errors.Join(*readErr, err); err != nil {
+		return 0, fmt.Errorf("sync: copy snapshot: %w", err)
+	}
+	p.done()
+	return p.rows, nil
 }
 
-func (s *Syncer) copyTable(ctx context.Context, tx pgx.Tx, table, query string, want map[authz.Relationship]struct{}) (int, error) {
+// snapshotRelationships yields the relationships of every snapshot row; a
+// read error ends the sequence and is left in *readErr.
+func (s *Syncer) snapshotRelationships(ctx context.Context, tx pgx.Tx, p *progress) (iter.Seq[authz.Relationship], *error) {
+	var readErr error
+	seq := func(yield func(authz.Relationship) bool) {
+		for _, q := range snapshotQueries {
+			if !s.yieldTable(ctx, tx, q.table, q.sql, p, yield, &readErr) {
+				return
+			}
+		}
+	}
+	return seq, &readErr
+}
+
+func (s *Syncer) yieldTable(ctx context.Context, tx pgx.Tx, table, query string, p *progress, yield func(authz.Relationship) bool, readErr *error) bool {
 	rows, err := tx.Query(ctx, query)
 	if err != nil {
-		return 0, fmt.Errorf("sync: read %s: %w", table, err)
+		*readErr = fmt.Errorf("read %s: %w", table, err)
+		return false
 	}
 	defer rows.Close()
 	cols := rows.FieldDescriptions()
-	var batch []authz.Update
-	n := 0
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			return n, fmt.Errorf("sync: read %s: %w", table, err)
+			*readErr = fmt.Errorf("read %s: %w", table, err)
+			return false
 		}
 		r := row{}
 		for i, v := range vals {
-			if v != nil {
-				r[cols[i].Name] = fmt.Sprint(v)
+			if str, ok := v.(string); ok {
+				r[cols[i].Name] = str
 			}
 		}
-		n++
+		p.add(1)
 		s.metrics.snapshotRows.Inc()
 		updates, skipped := change(table, nil, r)
-		s.skip(skipped)
+		s.skip(ctx, skipped, 0)
 		for _, u := range updates {
-			want[u.Rel] = struct{}{}
+			if !yield(u.Rel) {
+				return false
+			}
 		}
-		batch = append(batch, updates...)
-		if len(batch) >= maxBatch {
+	}
+	if err := rows.Err(); err != nil {
+		*readErr = fmt.Errorf("read %s: %w", table, err)
+		return false
+	}
+	return true
+}
+
+// touchAll writes rels as TOUCH updates in batches.
+func (s *Syncer) touchAll(ctx context.Context, rels iter.Seq[authz.Relationship]) error {
+	batch := make([]authz.Update, 0, maxBatch)
+	for rel := range rels {
+		batch = append(batch, authz.Update{Op: authz.OpTouch, Rel: rel})
+		if len(batch) == maxBatch {
 			if err := s.apply(ctx, batch); err != nil {
-				return n, err
+				return err
 			}
 			batch = batch[:0]
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("sync: read %s: %w", table, err)
+	return s.apply(ctx, batch)
+}
+
+var errFound = errors.New("found")
+
+// targetEmpty reports whether the target holds no relationship at all.
+func (s *Syncer) targetEmpty(ctx context.Context) (bool, error) {
+	err := s.target.ReadRelationships(ctx, func(authz.Relationship) error { return errFound })
+	switch {
+	case errors.Is(err, errFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sync: read target: %w", err)
 	}
-	return n, s.apply(ctx, batch)
+	return true, nil
 }
 
 // maxBatch is the most updates the sync sends in one write.
 const maxBatch = 1000
 
-// prune deletes what the target holds but the snapshot does not derive:
-// changes made while no sync was running, or writes from elsewhere. Without
-// it a persistent SpiceDB would keep access that Postgres revoked.
-func (s *Syncer) prune(ctx context.Context, want map[authz.Relationship]struct{}) (int, error) {
-	var extra []authz.Update
-	err := s.target.ReadRelationships(ctx, func(rel authz.Relationship) error {
-		if _, ok := want[rel]; !ok {
-			extra = append(extra, authz.Update{Op: authz.OpDelete, Rel: rel})
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sync: read target for prune: %w", err)
+// progress logs a long copy's advance at a steady rate.
+type progress struct {
+	logger      *slog.Logger
+	total, rows int64
+	started     time.Time
+	next        time.Time
+}
+
+// progressEvery is how often a long copy reports.
+const progressEvery = 5 * time.Second
+
+func newProgress(logger *slog.Logger, total int64) *progress {
+	now := time.Now()
+	return &progress{logger: logger, total: total, started: now, next: now.Add(progressEvery)}
+}
+
+func (p *progress) add(n int64) {
+	p.rows += n
+	if now := time.Now(); now.After(p.next) {
+		p.next = now.Add(progressEvery)
+		p.report("sync: snapshot progress")
 	}
-	for batch := range slices.Chunk(extra, maxBatch) {
-		if err := s.apply(ctx, batch); err != nil {
-			return 0, err
-		}
+}
+
+func (p *progress) done() { p.report("sync: snapshot copied") }
+
+func (p *progress) report(msg string) {
+	elapsed := time.Since(p.started)
+	rate := float64(p.rows) / max(elapsed.Seconds(), 1e-9)
+	var eta time.Duration
+	if rate > 0 && p.total > p.rows {
+		eta = time.Duration(float64(p.total-p.rows) / rate * float64(time.Second))
 	}
-	s.metrics.pruned.Add(float64(len(extra)))
-	return len(extra), nil
+	p.logger.Info(msg, "rows", p.rows, "total", p.total, "rows_per_second", int64(rate),
+		"eta", eta.Round(time.Second), "elapsed", elapsed.Round(time.Millisecond))
 }

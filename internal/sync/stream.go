@@ -15,44 +15,68 @@ import (
 // streamState is what the stream loop carries between messages.
 type streamState struct {
 	relations map[uint32]*pglogrepl.RelationMessage
-	// applied is the end of the last transaction whose updates the target
-	// holds: the only position ever confirmed to Postgres.
-	applied pglogrepl.LSN
-	inTx    bool
-	pending []authz.Update
+	// confirmed is the end of the last transaction the target holds, the
+	// only position ever reported to Postgres as flushed.
+	confirmed pglogrepl.LSN
+	// committed is the end of the last transaction received whole; its
+	// updates may still wait in pending.
+	committed pglogrepl.LSN
+	// oldestCommit is the commit time of the oldest transaction in pending.
+	oldestCommit time.Time
+	inTx         bool
+	pending      []authz.Update
 }
 
-// stream follows the slot from start until ctx ends or the stream fails.
-// pgoutput protocol 1 never streams transactions in progress, so every
-// change arrives between its transaction's Begin and Commit.
-func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, slot string, start pglogrepl.LSN) error {
-	err := pglogrepl.StartReplication(ctx, repl, slot, start, pglogrepl.StartReplicationOptions{
+// stream follows the slot from start (zero: the slot's own position) until
+// ctx ends or the stream fails. pgoutput protocol 1 never streams
+// transactions in progress, so every change arrives between its
+// transaction's Begin and Commit.
+func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lock *activeLock, start pglogrepl.LSN) error {
+	err := pglogrepl.StartReplication(ctx, repl, st.slot, start, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", s.cfg.Publication)},
 	})
 	if err != nil {
-		return fmt.Errorf("sync: start replication (has `tenantgate migrate` created publication %q?): %w", s.cfg.Publication, err)
+		return fmt.Errorf("sync: start replication on slot %s (has `tenantgate migrate` created publication %q?): %w", st.slot, s.cfg.Publication, err)
 	}
 	s.ready.Store(true)
-	st := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, applied: start}
-	s.metrics.appliedLSN.Set(float64(start))
+	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start}
+	sendStatus := func() error {
+		return pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
+	}
 	nextStatus := time.Now()
+	nextReconcile := s.scheduleReconcile(time.Now())
 	for {
-		if !time.Now().Before(nextStatus) {
-			if err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: st.applied}); err != nil {
-				return fmt.Errorf("sync: standby status: %w", err)
+		now := time.Now()
+		if !now.Before(nextStatus) {
+			if err := sendStatus(); err != nil {
+				return fmt.Errorf("sync: standby status: %w: %w", authz.ErrUnavailable, err)
+			}
+			if err := s.housekeeping(ctx, st, lock, ss, sendStatus, !now.Before(nextReconcile)); err != nil {
+				return err
+			}
+			if !now.Before(nextReconcile) {
+				nextReconcile = s.scheduleReconcile(now)
 			}
 			nextStatus = time.Now().Add(s.cfg.StatusInterval)
 		}
-		recvCtx, cancel := context.WithDeadline(ctx, nextStatus)
+		deadline := nextStatus
+		if len(ss.pending) > 0 && !ss.inTx {
+			deadline = time.Now().Add(s.cfg.FlushDelay)
+		}
+		recvCtx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := repl.ReceiveMessage(recvCtx)
 		cancel()
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
+				// Quiet for a moment: write what has been batched.
+				if err := s.flush(ctx, st, ss); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("sync: receive: %w: %w", authz.ErrUnavailable, err)
 		}
-		replyNow, err := s.handle(ctx, st, msg)
+		replyNow, err := s.handle(ctx, st, ss, msg)
 		if err != nil {
 			return err
 		}
@@ -62,9 +86,40 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, slot string, s
 	}
 }
 
+func (s *Syncer) scheduleReconcile(from time.Time) time.Time {
+	if s.cfg.ReconcileInterval <= 0 || !s.cfg.Persistent {
+		return from.Add(100 * 365 * 24 * time.Hour)
+	}
+	return from.Add(s.cfg.ReconcileInterval)
+}
+
+// housekeeping runs at every status interval: it checks that this sync is
+// still the active one and carries out reconcile requests, which must not
+// run concurrently with the stream.
+func (s *Syncer) housekeeping(ctx context.Context, st pgState, lock *activeLock, ss *streamState, sendStatus func() error, scheduled bool) error {
+	if lock == nil {
+		return nil
+	}
+	if err := lock.alive(ctx); err != nil {
+		return err
+	}
+	if scheduled {
+		if _, err := st.requestReconcile(ctx, "schedule"); err != nil {
+			return err
+		}
+	}
+	if ss.inTx {
+		return nil
+	}
+	if err := s.flush(ctx, st, ss); err != nil {
+		return err
+	}
+	return s.runClaimed(ctx, st, sendStatus)
+}
+
 // handle processes one message from the server; replyNow asks for an
 // immediate status report.
-func (s *Syncer) handle(ctx context.Context, st *streamState, msg pgproto3.BackendMessage) (replyNow bool, err error) {
+func (s *Syncer) handle(ctx context.Context, st pgState, ss *streamState, msg pgproto3.BackendMessage) (replyNow bool, err error) {
 	switch msg := msg.(type) {
 	case *pgproto3.ErrorResponse:
 		return false, fmt.Errorf("sync: server error: %w", pgconn.ErrorResponseToPgError(msg))
@@ -78,11 +133,14 @@ func (s *Syncer) handle(ctx context.Context, st *streamState, msg pgproto3.Backe
 			if err != nil {
 				return false, fmt.Errorf("sync: keepalive: %w", err)
 			}
-			// Between transactions every change up to the server's WAL end
-			// has been received and applied, so confirming it is safe and
-			// keeps an idle slot from pinning WAL.
-			if !st.inTx && ka.ServerWALEnd > st.applied {
-				st.applied = ka.ServerWALEnd
+			if err := s.flush(ctx, st, ss); err != nil {
+				return false, err
+			}
+			// Between transactions with nothing pending, every change up to
+			// the server's WAL end has been applied: confirming it keeps an
+			// idle slot from pinning WAL.
+			if !ss.inTx && ka.ServerWALEnd > ss.confirmed {
+				ss.confirmed, ss.committed = ka.ServerWALEnd, ka.ServerWALEnd
 			}
 			return ka.ReplyRequested, nil
 		case pglogrepl.XLogDataByteID:
@@ -90,80 +148,115 @@ func (s *Syncer) handle(ctx context.Context, st *streamState, msg pgproto3.Backe
 			if err != nil {
 				return false, fmt.Errorf("sync: xlogdata: %w", err)
 			}
-			return false, s.handleLogical(ctx, st, xld.WALData)
+			return false, s.handleLogical(ctx, st, ss, xld.WALData)
 		}
 	}
 	return false, nil
 }
 
-func (s *Syncer) handleLogical(ctx context.Context, st *streamState, data []byte) error {
+func (s *Syncer) handleLogical(ctx context.Context, st pgState, ss *streamState, data []byte) error {
 	lm, err := pglogrepl.Parse(data)
 	if err != nil {
 		return fmt.Errorf("sync: decode pgoutput: %w", err)
 	}
 	switch m := lm.(type) {
 	case *pglogrepl.RelationMessage:
-		st.relations[m.RelationID] = m
+		ss.relations[m.RelationID] = m
 	case *pglogrepl.BeginMessage:
-		st.inTx = true
+		ss.inTx = true
+		if len(ss.pending) == 0 {
+			ss.oldestCommit = m.CommitTime
+		}
 	case *pglogrepl.InsertMessage:
-		return s.queue(ctx, st, m.RelationID, nil, m.Tuple)
+		return s.queue(ctx, ss, m.RelationID, nil, m.Tuple)
 	case *pglogrepl.UpdateMessage:
 		if m.OldTupleType != pglogrepl.UpdateMessageTupleTypeOld {
-			return s.missingOldRow(st, m.RelationID)
+			return missingOldRow(ss, m.RelationID)
 		}
-		return s.queue(ctx, st, m.RelationID, m.OldTuple, m.NewTuple)
+		return s.queue(ctx, ss, m.RelationID, m.OldTuple, m.NewTuple)
 	case *pglogrepl.DeleteMessage:
 		if m.OldTupleType != pglogrepl.DeleteMessageTupleTypeOld {
-			return s.missingOldRow(st, m.RelationID)
+			return missingOldRow(ss, m.RelationID)
 		}
-		return s.queue(ctx, st, m.RelationID, m.OldTuple, nil)
+		return s.queue(ctx, ss, m.RelationID, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessage:
-		return s.truncate(ctx, st, m.RelationIDs)
+		return s.truncate(ctx, ss, m.RelationIDs)
 	case *pglogrepl.CommitMessage:
-		return s.commit(ctx, st, m)
+		ss.inTx = false
+		ss.committed = m.TransactionEndLSN
+		s.metrics.transactions.Inc()
+		if len(ss.pending) >= maxBatch {
+			return s.flush(ctx, st, ss)
+		}
 	}
 	return nil
 }
 
-// queue adds a row change to the open transaction, flushing early when the
-// transaction grows past one batch so memory stays bounded.
-func (s *Syncer) queue(ctx context.Context, st *streamState, relID uint32, oldTuple, newTuple *pglogrepl.TupleData) error {
-	rel, ok := st.relations[relID]
+// queue adds a row change to the batch, writing early when a transaction
+// grows past one batch so memory stays bounded. Such a transaction reaches
+// SpiceDB in several writes; its position is confirmed only after the last.
+func (s *Syncer) queue(ctx context.Context, ss *streamState, relID uint32, oldTuple, newTuple *pglogrepl.TupleData) error {
+	rel, ok := ss.relations[relID]
 	if !ok {
 		return fmt.Errorf("sync: change for unknown relation %d", relID)
 	}
 	updates, skipped := change(rel.RelationName, decodeTuple(rel, oldTuple), decodeTuple(rel, newTuple))
-	s.skip(skipped)
-	st.pending = append(st.pending, updates...)
-	if len(st.pending) >= maxBatch {
-		if err := s.apply(ctx, st.pending); err != nil {
+	s.skip(ctx, skipped, ss.committed)
+	ss.pending = append(ss.pending, updates...)
+	if len(ss.pending) >= 2*maxBatch {
+		if err := s.apply(ctx, ss.pending); err != nil {
 			return err
 		}
-		st.pending = st.pending[:0]
+		ss.pending = ss.pending[:0]
 	}
+	return nil
+}
+
+// flush writes what is pending and, at a transaction boundary, records and
+// confirms the position it covers.
+func (s *Syncer) flush(ctx context.Context, st pgState, ss *streamState) error {
+	if ss.inTx {
+		return nil
+	}
+	if len(ss.pending) > 0 {
+		if err := s.apply(ctx, ss.pending); err != nil {
+			return err
+		}
+		ss.pending = ss.pending[:0]
+		s.metrics.lag.Set(time.Since(ss.oldestCommit).Seconds())
+	}
+	if ss.committed <= ss.confirmed {
+		return nil
+	}
+	if s.cfg.Persistent {
+		if err := st.checkpoint(ctx, ss.committed, s.LatestToken()); err != nil {
+			return err
+		}
+	}
+	ss.confirmed = ss.committed
+	s.metrics.appliedLSN.Set(float64(ss.confirmed))
 	return nil
 }
 
 // missingOldRow fails the stream: without REPLICA IDENTITY FULL an update or
 // delete does not say which relationship to remove, and guessing could leave
 // access in place.
-func (s *Syncer) missingOldRow(st *streamState, relID uint32) error {
+func missingOldRow(ss *streamState, relID uint32) error {
 	name := "unknown"
-	if rel, ok := st.relations[relID]; ok {
+	if rel, ok := ss.relations[relID]; ok {
 		name = rel.RelationName
 	}
 	return fmt.Errorf("sync: %s change without its old row: run `tenantgate migrate` (it sets REPLICA IDENTITY FULL)", name)
 }
 
-func (s *Syncer) truncate(ctx context.Context, st *streamState, relIDs []uint32) error {
-	if err := s.apply(ctx, st.pending); err != nil {
+func (s *Syncer) truncate(ctx context.Context, ss *streamState, relIDs []uint32) error {
+	if err := s.apply(ctx, ss.pending); err != nil {
 		return err
 	}
-	st.pending = st.pending[:0]
+	ss.pending = ss.pending[:0]
 	var relations []string
 	for _, id := range relIDs {
-		if rel, ok := st.relations[id]; ok {
+		if rel, ok := ss.relations[id]; ok {
 			relations = append(relations, relationsOf(rel.RelationName)...)
 		}
 	}
@@ -175,19 +268,6 @@ func (s *Syncer) truncate(ctx context.Context, st *streamState, relIDs []uint32)
 	}
 	s.recordToken(token)
 	s.cfg.Logger.Info("sync: truncate applied", "relations", relations)
-	return nil
-}
-
-func (s *Syncer) commit(ctx context.Context, st *streamState, m *pglogrepl.CommitMessage) error {
-	if err := s.apply(ctx, st.pending); err != nil {
-		return err
-	}
-	st.pending = st.pending[:0]
-	st.inTx = false
-	st.applied = m.TransactionEndLSN
-	s.metrics.transactions.Inc()
-	s.metrics.appliedLSN.Set(float64(m.TransactionEndLSN))
-	s.metrics.lag.Set(time.Since(m.CommitTime).Seconds())
 	return nil
 }
 

@@ -5,11 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"log/slog"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
@@ -17,8 +21,10 @@ import (
 
 // Target is the relationship index the sync keeps up to date (SpiceDB).
 type Target interface {
-	// Write applies updates, returning the revision that covers them.
+	// Write applies idempotent updates, returning the revision covering them.
 	Write(ctx context.Context, updates []authz.Update) (string, error)
+	// Import loads relationships into an empty target, fast.
+	Import(ctx context.Context, rels iter.Seq[authz.Relationship]) (uint64, error)
 	// DeleteRelations removes every relationship of the given relations.
 	DeleteRelations(ctx context.Context, relations []string) (string, error)
 	// ReadRelationships streams every relationship the target holds.
@@ -32,9 +38,32 @@ type Config struct {
 	DatabaseURL string
 	// Publication names the publication of the synced tables.
 	Publication string
+	// Persistent keeps a named replication slot across runs and resumes
+	// from it, for a SpiceDB that outlives the process. Only one sync per
+	// slot is active; others wait as hot standbys. Without it every run
+	// starts from a fresh snapshot on a temporary slot (embedded memory
+	// datastore).
+	Persistent bool
+	// Slot names the persistent slot.
+	Slot string
 	// StatusInterval is how often the applied position is reported to
-	// Postgres even when nothing happens, so the slot does not pin WAL.
+	// Postgres even when nothing happens.
 	StatusInterval time.Duration
+	// FlushDelay is how long committed changes may wait to be batched with
+	// the next ones before they are written to the target.
+	FlushDelay time.Duration
+	// HeartbeatInterval is how often an idle sync writes WAL of its own so
+	// its slot can advance.
+	HeartbeatInterval time.Duration
+	// StandbyPoll is how often a standby tries to become the active sync.
+	StandbyPoll time.Duration
+	// ReconcileInterval schedules a full reconcile while running; zero
+	// disables the schedule.
+	ReconcileInterval time.Duration
+	// ReconcileOnResume reconciles when a run resumes an existing slot,
+	// which repairs a SpiceDB that was emptied, restored or replaced while
+	// no sync ran.
+	ReconcileOnResume bool
 	// WriteTimeout bounds one write to the target.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -43,20 +72,36 @@ type Config struct {
 
 // Defaults for Config's zero values.
 const (
-	DefaultPublication    = "tenantgate"
-	DefaultStatusInterval = 10 * time.Second
-	DefaultWriteTimeout   = 30 * time.Second
+	DefaultPublication       = "tenantgate"
+	DefaultSlot              = "tenantgate"
+	DefaultStatusInterval    = 10 * time.Second
+	DefaultFlushDelay        = 20 * time.Millisecond
+	DefaultHeartbeatInterval = time.Minute
+	DefaultStandbyPoll       = time.Second
+	DefaultWriteTimeout      = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
+	defaults := []struct {
+		d   *time.Duration
+		def time.Duration
+	}{
+		{&c.StatusInterval, DefaultStatusInterval},
+		{&c.FlushDelay, DefaultFlushDelay},
+		{&c.HeartbeatInterval, DefaultHeartbeatInterval},
+		{&c.StandbyPoll, DefaultStandbyPoll},
+		{&c.WriteTimeout, DefaultWriteTimeout},
+	}
+	for _, d := range defaults {
+		if *d.d == 0 {
+			*d.d = d.def
+		}
+	}
 	if c.Publication == "" {
 		c.Publication = DefaultPublication
 	}
-	if c.StatusInterval == 0 {
-		c.StatusInterval = DefaultStatusInterval
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
+	if c.Slot == "" {
+		c.Slot = DefaultSlot
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -67,8 +112,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Syncer mirrors Postgres into a Target. Run it once; it is safe to ask for
-// its state from other goroutines while it runs.
+// Syncer mirrors Postgres into a Target. Run it once at a time; it is safe to
+// ask for its state from other goroutines while it runs.
 type Syncer struct {
 	cfg     Config
 	target  Target
@@ -77,6 +122,7 @@ type Syncer struct {
 	ready atomic.Bool
 	mu    stdsync.Mutex
 	token string
+	state pgState
 }
 
 // New prepares a Syncer.
@@ -113,30 +159,118 @@ func (s *Syncer) recordToken(token string) {
 	s.mu.Unlock()
 }
 
-// Run takes a snapshot and follows the change stream until ctx ends (nil) or
-// the stream fails (an error; the Syncer is then no longer Ready). The slot is
-// temporary: a new Run starts with a fresh snapshot.
+// Run follows Postgres until ctx ends (nil) or something fails (an error;
+// the Syncer is then not Ready, and Run may be called again). A persistent
+// sync first waits to become the active one.
 func (s *Syncer) Run(ctx context.Context) error {
 	defer s.ready.Store(false)
-	slot, err := slotName()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pool, err := openPool(ctx, s.cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
+	defer pool.Close()
+	st := pgState{pool: pool, slot: s.cfg.Slot}
+	var lock *activeLock
+	if s.cfg.Persistent {
+		lock, err = acquireLock(ctx, s.cfg.DatabaseURL, s.cfg.Slot, s.cfg.StandbyPoll, func() {
+			s.cfg.Logger.Info("sync: another sync is active; waiting as a hot standby", "slot", s.cfg.Slot)
+		})
+		if err != nil {
+			return err
+		}
+		defer lock.release(context.WithoutCancel(ctx))
+		s.cfg.Logger.Info("sync: active", "slot", s.cfg.Slot)
+	} else {
+		if st.slot, err = temporarySlotName(); err != nil {
+			return err
+		}
+	}
+	s.state = st
 	repl, err := connectReplication(ctx, s.cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
-	start, err := s.snapshot(ctx, repl, slot)
+
+	start, err := s.prepare(ctx, repl, st)
 	if err != nil {
 		return err
 	}
-	err = s.stream(ctx, repl, slot, start)
+	go s.background(ctx, st)
+	err = s.stream(ctx, repl, st, lock, start)
 	if ctx.Err() != nil {
 		return nil
 	}
 	s.metrics.streamFailures.Inc()
 	return err
+}
+
+// prepare decides where the stream starts: from the persistent slot when it
+// exists, is healthy and finished its snapshot; otherwise from a new slot
+// after a fresh snapshot and a reconcile.
+func (s *Syncer) prepare(ctx context.Context, repl *pgconn.PgConn, st pgState) (pglogrepl.LSN, error) {
+	if !s.cfg.Persistent {
+		return s.freshStart(ctx, repl, st, true)
+	}
+	info, err := st.slotInfo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done, err := st.snapshotDone(ctx)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case info.exists && !info.lost && done:
+		s.cfg.Logger.Info("sync: resuming from slot", "slot", st.slot)
+		if s.cfg.ReconcileOnResume {
+			if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
+				return 0, err
+			}
+		}
+		// Zero asks Postgres for the slot's own confirmed position.
+		return 0, nil
+	case info.lost:
+		s.cfg.Logger.Warn("sync: slot lost its WAL (max_slot_wal_keep_size?); starting over with a fresh snapshot", "slot", st.slot)
+	case info.exists:
+		s.cfg.Logger.Warn("sync: slot's snapshot never completed; starting over", "slot", st.slot)
+	}
+	if info.exists {
+		if err := dropSlot(ctx, repl, st.slot); err != nil {
+			return 0, err
+		}
+	}
+	return s.freshStart(ctx, repl, st, false)
+}
+
+func noKeepAlive() error { return nil }
+
+// background keeps the slot advancing and its WAL retention visible while
+// the stream runs.
+func (s *Syncer) background(ctx context.Context, st pgState) {
+	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	retention := time.NewTicker(15 * time.Second)
+	defer retention.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			if err := st.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Warn("sync: heartbeat failed", "error", err)
+			}
+		case <-retention.C:
+			retained, behind, err := st.slotRetention(ctx)
+			if err != nil {
+				continue
+			}
+			s.metrics.slotRetained.Set(retained)
+			s.metrics.slotBehind.Set(behind)
+		}
+	}
 }
 
 // apply writes updates to the target with a bounded deadline and accounts
@@ -151,28 +285,53 @@ func (s *Syncer) apply(ctx context.Context, updates []authz.Update) error {
 	if err != nil {
 		return fmt.Errorf("sync: apply %d updates: %w", len(updates), err)
 	}
+	s.metrics.batchSize.Observe(float64(len(updates)))
 	for _, u := range updates {
-		op := "touch"
-		if u.Op == authz.OpDelete {
-			op = "delete"
-		}
-		s.metrics.updates.WithLabelValues(op).Inc()
+		s.metrics.updates.WithLabelValues(opName(u.Op)).Inc()
 	}
 	s.recordToken(token)
 	return nil
 }
 
-func (s *Syncer) skip(errs []error) {
-	for _, err := range errs {
-		s.metrics.skipped.Inc()
-		s.cfg.Logger.Warn("sync: row skipped", "reason", err.Error())
+func opName(op authz.Op) string {
+	if op == authz.OpDelete {
+		return "delete"
+	}
+	return "touch"
+}
+
+// skip records rows that could not be mapped: logged, counted and kept in
+// the dead-letter table, never allowed to stop the sync.
+func (s *Syncer) skip(ctx context.Context, rows []skippedRow, lsn pglogrepl.LSN) {
+	for _, r := range rows {
+		s.metrics.skipped.WithLabelValues(r.table).Inc()
+		s.cfg.Logger.Warn("sync: row skipped", "table", r.table, "id", r.row["id"], "reason", r.err.Error())
+		if err := s.state.deadLetter(ctx, r, lsn); err != nil {
+			s.cfg.Logger.Error("sync: could not record dead letter", "error", err)
+		}
 	}
 }
 
-func slotName() (string, error) {
+func temporarySlotName() (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("sync: slot name: %w", err)
 	}
-	return "tenantgate_" + hex.EncodeToString(b), nil
+	return "tenantgate_tmp_" + hex.EncodeToString(b), nil
+}
+
+func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("sync: %w: database url: %w", authz.ErrInvalid, err)
+	}
+	cfg.MaxConns = 4
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sync: pool: %w: %w", authz.ErrUnavailable, err)
+	}
+	return pool, nil
 }

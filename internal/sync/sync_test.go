@@ -1,0 +1,469 @@
+package sync_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
+	membersync "github.com/tenantgate/tenantgate/internal/sync"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/schema"
+)
+
+func TestMain(m *testing.M) { testutil.PostgresMain(m) }
+
+// convergeBound is how long the sync may take to make SpiceDB equal to
+// Postgres after the last change.
+const convergeBound = 30 * time.Second
+
+type env struct {
+	t      *testing.T
+	dbURL  string
+	db     *pgxpool.Pool
+	target *spicedb.Embedded
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dbURL := testutil.NewTestDatabase(t)
+	db, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	// Runs after every sync of the test stopped: a persistent slot would
+	// keep the database from being dropped.
+	t.Cleanup(func() {
+		_, err := db.Exec(context.Background(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`)
+		if err != nil {
+			t.Errorf("drop slots: %v", err)
+		}
+	})
+	return &env{t: t, dbURL: dbURL, db: db, target: newTarget(t)}
+}
+
+func newTarget(t *testing.T) *spicedb.Embedded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	if err := e.WriteSchema(ctx, schema.Schema); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) exec(sql string, args ...any) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.db.Exec(ctx, sql, args...); err != nil {
+		e.t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+// running is a Syncer running in the background.
+type running struct {
+	syncer *membersync.Syncer
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (e *env) config() membersync.Config {
+	return membersync.Config{
+		DatabaseURL:       e.dbURL,
+		Persistent:        true,
+		Slot:              "test_slot",
+		ReconcileOnResume: true,
+		StatusInterval:    200 * time.Millisecond,
+		StandbyPoll:       50 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+func (e *env) start(cfg membersync.Config, target membersync.Target) *running {
+	e.t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg.Registry = reg
+	s, err := membersync.New(cfg, target)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{syncer: s, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	e.t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+	r.done <- nil // later stops return at once
+}
+
+func (e *env) waitReady(r *running) {
+	e.t.Helper()
+	poll(e.t, time.Minute, func() error {
+		select {
+		case err := <-r.done:
+			e.t.Fatalf("sync ended: %v", err)
+		default:
+		}
+		if !r.syncer.Ready() {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func poll(t *testing.T, bound time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", bound, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expected derives the relationships straight from the rows, the simple
+// way: the oracle the sync must match.
+func (e *env) expected() map[authz.Relationship]bool {
+	e.t.Helper()
+	want := map[authz.Relationship]bool{}
+	ctx := context.Background()
+	rows, err := e.db.Query(ctx, `SELECT id, parent_id FROM companies WHERE parent_id IS NOT NULL`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for rows.Next() {
+		var c authz.Company
+		if err := rows.Scan(&c.ID, &c.ParentID); err != nil {
+			e.t.Fatal(err)
+		}
+		rel, _ := authz.ParentRelationship(c)
+		want[rel] = true
+	}
+	rows, err = e.db.Query(ctx, `SELECT user_id, company_id, role, status FROM company_memberships`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for rows.Next() {
+		var m authz.Membership
+		if err := rows.Scan(&m.UserID, &m.CompanyID, &m.Role, &m.Status); err != nil {
+			e.t.Fatal(err)
+		}
+		if authz.ValidateUserID(m.UserID) != nil {
+			continue
+		}
+		if rel, ok := authz.MembershipRelationship(m); ok {
+			want[rel] = true
+		}
+	}
+	return want
+}
+
+func actual(t *testing.T, target membersync.Target) map[authz.Relationship]bool {
+	t.Helper()
+	got := map[authz.Relationship]bool{}
+	err := target.ReadRelationships(context.Background(), func(r authz.Relationship) error {
+		got[r] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// diff describes how got differs from want, or is empty.
+func diff(want, got map[authz.Relationship]bool) string {
+	var missing, extra []string
+	for r := range want {
+		if !got[r] {
+			missing = append(missing, fmt.Sprint(r))
+		}
+	}
+	for r := range got {
+		if !want[r] {
+			extra = append(extra, fmt.Sprint(r))
+		}
+	}
+	if len(missing)+len(extra) == 0 {
+		return ""
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	return fmt.Sprintf("%d missing %.5v, %d extra %.5v", len(missing), missing, len(extra), extra)
+}
+
+func (e *env) waitConverged(target membersync.Target) {
+	e.t.Helper()
+	poll(e.t, convergeBound, func() error {
+		if d := diff(e.expected(), actual(e.t, target)); d != "" {
+			return fmt.Errorf("spicedb differs from postgres: %s", d)
+		}
+		return nil
+	})
+}
+
+func (e *env) seed(companies, members int) {
+	e.t.Helper()
+	e.exec(`INSERT INTO companies (id, name, parent_id)
+		SELECT 'c' || i, 'Company ' || i, CASE WHEN i > 1 THEN 'c' || (i / 2) END FROM generate_series(1, $1) i`, companies)
+	e.exec(`INSERT INTO company_memberships (user_id, company_id, role, status)
+		SELECT 'u' || i || '@example.com', 'c' || (1 + i % $1),
+		       (ARRAY['owner','admin','editor','viewer'])[1 + i % 4], (ARRAY['active','active','inactive','pending'])[1 + i % 4]
+		FROM generate_series(1, $2) i`, companies, members)
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+func TestResumesFromPersistentSlot(t *testing.T) {
+	e := newEnv(t)
+	e.seed(50, 200)
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 250 {
+		t.Fatalf("first run read %v snapshot rows, want 250", n)
+	}
+	r.stop()
+
+	// Changes made while no sync runs wait in the slot.
+	e.exec(`UPDATE company_memberships SET role = 'owner' WHERE company_id = 'c7'`)
+	e.exec(`DELETE FROM company_memberships WHERE company_id = 'c8'`)
+	e.exec(`UPDATE companies SET parent_id = 'c2' WHERE id = 'c9'`)
+
+	r = e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 0 {
+		t.Errorf("resumed run took a snapshot of %v rows; it should have resumed from the slot", n)
+	}
+	var checkpoints int
+	if err := e.db.QueryRow(context.Background(), `SELECT count(*) FROM tenantgate.sync_checkpoints WHERE slot = 'test_slot'`).Scan(&checkpoints); err != nil || checkpoints == 0 {
+		t.Errorf("no checkpoints recorded (%d, %v)", checkpoints, err)
+	}
+}
+
+func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
+	e := newEnv(t)
+	e.seed(30, 100)
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+	r.stop()
+
+	t.Run("slot dropped", func(t *testing.T) {
+		e.exec(`SELECT pg_drop_replication_slot('test_slot')`)
+		e.exec(`DELETE FROM company_memberships WHERE company_id = 'c3'`)
+		r := e.start(e.config(), e.target)
+		e.waitReady(r)
+		e.waitConverged(e.target)
+		if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+			t.Error("no fresh snapshot after the slot was dropped")
+		}
+		r.stop()
+	})
+	t.Run("spicedb replaced by an empty one", func(t *testing.T) {
+		fresh := newTarget(t)
+		r := e.start(e.config(), fresh)
+		e.waitReady(r)
+		e.waitConverged(fresh)
+		if n := counterValue(t, r.reg, "tenantgate_sync_reconcile_repairs_total"); n == 0 {
+			t.Error("the reconcile on resume repaired nothing in an empty SpiceDB")
+		}
+		r.stop()
+	})
+}
+
+func TestStandbyTakesOver(t *testing.T) {
+	e := newEnv(t)
+	e.seed(20, 50)
+	active := e.start(e.config(), e.target)
+	e.waitReady(active)
+	standby := e.start(e.config(), e.target)
+	e.exec(`UPDATE company_memberships SET status = 'active'`)
+	e.waitConverged(e.target)
+	if standby.syncer.Ready() {
+		t.Fatal("two syncs are active on one slot")
+	}
+	active.stop()
+	e.waitReady(standby)
+	e.exec(`UPDATE company_memberships SET role = 'viewer' WHERE company_id IN ('c1', 'c2')`)
+	e.exec(`INSERT INTO company_memberships (user_id, company_id, role) VALUES ('late@example.com', 'c5', 'admin')`)
+	e.waitConverged(e.target)
+}
+
+func TestWritesDuringInitialSnapshotAreKept(t *testing.T) {
+	e := newEnv(t)
+	e.seed(500, 20000)
+	stop := make(chan struct{})
+	wrote := make(chan int)
+	go func() {
+		ctx := context.Background()
+		n := 0
+		for {
+			select {
+			case <-stop:
+				wrote <- n
+				return
+			default:
+			}
+			// Each row cycles through the roles; only the last value may
+			// survive, so an update applied out of order shows as a wrong
+			// role at the end.
+			i := n % 400
+			role := []string{"owner", "admin", "editor", "viewer"}[(n/400)%4]
+			if _, err := e.db.Exec(ctx, `UPDATE company_memberships SET role = $1, status = 'active' WHERE user_id = $2`, role, fmt.Sprintf("u%d@example.com", i+1)); err != nil {
+				t.Errorf("writer: %v", err)
+			}
+			if n%50 == 0 {
+				if _, err := e.db.Exec(ctx, `INSERT INTO company_memberships (user_id, company_id, role) VALUES ($1, 'c1', 'viewer')`, fmt.Sprintf("new%d", n)); err != nil {
+					t.Errorf("writer: %v", err)
+				}
+			}
+			n++
+		}
+	}()
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	close(stop)
+	n := <-wrote
+	t.Logf("%d writes raced the snapshot", n)
+	e.waitConverged(e.target)
+	if n == 0 {
+		t.Fatal("no write raced the snapshot")
+	}
+}
+
+func TestReconcileRepairsDriftAndReports(t *testing.T) {
+	e := newEnv(t)
+	e.seed(40, 200)
+	cfg := e.config()
+	r := e.start(cfg, e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+
+	want := e.expected()
+	victims := slices.Collect(maps.Keys(want))[:7]
+	var drift []authz.Update
+	for _, v := range victims {
+		drift = append(drift, authz.Update{Op: authz.OpDelete, Rel: v})
+	}
+	for i := range 5 {
+		drift = append(drift, authz.Update{Op: authz.OpTouch, Rel: authz.Relationship{
+			Resource: fmt.Sprintf("c%d", i+1), Relation: "owner", SubjectType: authz.TypeUser, SubjectID: fmt.Sprintf("intruder%d", i)}})
+	}
+	if _, err := e.target.Write(context.Background(), drift); err != nil {
+		t.Fatal(err)
+	}
+	if d := diff(want, actual(t, e.target)); d == "" {
+		t.Fatal("drift was not injected")
+	}
+
+	// The request goes to the running sync, which does the work between
+	// stream messages.
+	requester, err := membersync.New(cfg, e.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := requester.ReconcileNow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Missing != 7 || res.Extra != 5 {
+		t.Errorf("reconcile reported %+v, want 7 missing and 5 extra", res)
+	}
+	if d := diff(want, actual(t, e.target)); d != "" {
+		t.Errorf("after reconcile: %s", d)
+	}
+	var by string
+	if err := e.db.QueryRow(ctx, `SELECT requested_by FROM tenantgate.sync_reconcile_runs WHERE finished_at IS NOT NULL AND missing = 7 AND extra = 5`).Scan(&by); err != nil {
+		t.Errorf("reconcile run not recorded: %v", err)
+	}
+
+	// With no sync running, the requester does the work itself.
+	r.stop()
+	if _, err := e.target.Write(ctx, drift[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = requester.ReconcileNow(ctx); err != nil || res.Missing != 1 || res.Extra != 0 {
+		t.Errorf("reconcile without an active sync = %+v, %v; want 1 missing", res, err)
+	}
+}
+
+func TestUnmappableRowsGoToDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	e.exec(`INSERT INTO companies (id, name) VALUES ('acme', 'ACME')`)
+	e.exec(`INSERT INTO company_memberships (id, user_id, company_id, role) VALUES ('m-snap', '*', 'acme', 'owner')`)
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.exec(`INSERT INTO company_memberships (id, user_id, company_id, role) VALUES ('m-stream', 'bad' || chr(7), 'acme', 'admin'), ('m-good', 'good', 'acme', 'viewer')`)
+	e.waitConverged(e.target)
+	rows, err := e.db.Query(context.Background(), `SELECT row_id FROM tenantgate.sync_dead_letters ORDER BY row_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if want := []string{"m-snap", "m-stream"}; !slices.Equal(ids, want) {
+		t.Errorf("dead letters %v, want %v", ids, want)
+	}
+	if n := counterValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 2 {
+		t.Errorf("dead letter metric %v, want at least 2", n)
+	}
+}

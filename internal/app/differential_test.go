@@ -28,6 +28,37 @@ const (
 type model struct {
 	parent  map[string]string // company -> parent ("" for roots)
 	members map[[2]string]authz.Membership
+	// keys lists members' keys in a deterministic order for random picks;
+	// pos is each key's index in it.
+	keys [][2]string
+	pos  map[[2]string]int
+	// created counts companies made by updates, for fresh IDs.
+	created int
+}
+
+func newModel() *model {
+	return &model{parent: map[string]string{}, members: map[[2]string]authz.Membership{}, pos: map[[2]string]int{}}
+}
+
+func (m *model) setMember(mem authz.Membership) {
+	key := [2]string{mem.UserID, mem.CompanyID}
+	if _, ok := m.members[key]; !ok {
+		m.pos[key] = len(m.keys)
+		m.keys = append(m.keys, key)
+	}
+	m.members[key] = mem
+}
+
+func (m *model) deleteMember(key [2]string) {
+	i, ok := m.pos[key]
+	if !ok {
+		return
+	}
+	last := m.keys[len(m.keys)-1]
+	m.keys[i], m.pos[last] = last, i
+	m.keys = m.keys[:len(m.keys)-1]
+	delete(m.pos, key)
+	delete(m.members, key)
 }
 
 func (m *model) ancestorsAndSelf(company string) []string {
@@ -64,13 +95,19 @@ func (m *model) depth(company string) int { return len(m.ancestorsAndSelf(compan
 
 // height is the number of levels of company's subtree, itself included.
 func (m *model) height(company string) int {
-	h := 1
+	children := map[string][]string{}
 	for c, p := range m.parent {
-		if p == company {
-			h = max(h, 1+m.height(c))
-		}
+		children[p] = append(children[p], c)
 	}
-	return h
+	var walk func(string) int
+	walk = func(c string) int {
+		h := 1
+		for _, child := range children[c] {
+			h = max(h, 1+walk(child))
+		}
+		return h
+	}
+	return walk(company)
 }
 
 func (m *model) hasChildren(company string) bool {
@@ -113,7 +150,7 @@ func userName(i int) string { return fmt.Sprintf("user%02d@example.com", i) }
 
 // randomData builds a forest and memberships, and the SQL that writes them.
 func randomData(rng *rand.Rand) (*model, string) {
-	m := &model{parent: map[string]string{}, members: map[[2]string]authz.Membership{}}
+	m := newModel()
 	var sql strings.Builder
 	var ids []string
 	for i := range diffCompanies {
@@ -138,11 +175,10 @@ func randomData(rng *rand.Rand) (*model, string) {
 			Role:      diffRoles[rng.IntN(len(diffRoles))],
 			Status:    diffStatuses[rng.IntN(len(diffStatuses))],
 		}
-		key := [2]string{mem.UserID, mem.CompanyID}
-		if _, dup := m.members[key]; dup {
+		if _, dup := m.members[[2]string{mem.UserID, mem.CompanyID}]; dup {
 			continue
 		}
-		m.members[key] = mem
+		m.setMember(mem)
 		fmt.Fprintf(&sql, "INSERT INTO company_memberships (user_id, company_id, role, status) VALUES (%s, %s, '%s', '%s');\n",
 			sqlText(mem.UserID), sqlText(mem.CompanyID), mem.Role, mem.Status)
 	}
@@ -151,46 +187,48 @@ func randomData(rng *rand.Rand) (*model, string) {
 
 // randomUpdate applies one random change to m and returns its SQL.
 func randomUpdate(rng *rand.Rand, m *model) string {
-	keys := make([][2]string, 0, len(m.members))
-	for k := range m.members {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
 	ids := m.companies()
-	key := keys[rng.IntN(len(keys))]
+	r := rng.IntN(100)
+	if len(m.keys) < diffMemberships/2 {
+		r = 70 // keep the population from draining over a long workload
+	}
+	if len(m.keys) == 0 || len(ids) == 0 {
+		return m.createCompany(rng, ids)
+	}
+	key := m.keys[rng.IntN(len(m.keys))]
 	mem := m.members[key]
 	where := fmt.Sprintf("user_id = %s AND company_id = %s", sqlText(key[0]), sqlText(key[1]))
-	switch r := rng.IntN(100); {
-	case r < 30:
+	switch {
+	case r < 28:
 		mem.Role = diffRoles[rng.IntN(len(diffRoles))]
-		m.members[key] = mem
+		m.setMember(mem)
 		return fmt.Sprintf("UPDATE company_memberships SET role = '%s' WHERE %s", mem.Role, where)
-	case r < 50:
+	case r < 46:
 		mem.Status = diffStatuses[rng.IntN(len(diffStatuses))]
-		m.members[key] = mem
+		m.setMember(mem)
 		return fmt.Sprintf("UPDATE company_memberships SET status = '%s' WHERE %s", mem.Status, where)
-	case r < 65:
-		delete(m.members, key)
+	case r < 58:
+		m.deleteMember(key)
 		return "DELETE FROM company_memberships WHERE " + where
-	case r < 75:
+	case r < 66:
 		newKey := [2]string{userName(rng.IntN(diffUsers)), key[1]}
 		if _, taken := m.members[newKey]; taken {
 			return "SELECT 1"
 		}
-		delete(m.members, key)
+		m.deleteMember(key)
 		mem.UserID = newKey[0]
-		m.members[newKey] = mem
+		m.setMember(mem)
 		return fmt.Sprintf("UPDATE company_memberships SET user_id = %s WHERE %s", sqlText(newKey[0]), where)
-	case r < 85:
+	case r < 82:
 		mem = authz.Membership{UserID: userName(rng.IntN(diffUsers)), CompanyID: ids[rng.IntN(len(ids))],
 			Role: diffRoles[rng.IntN(len(diffRoles))], Status: authz.StatusActive}
 		newKey := [2]string{mem.UserID, mem.CompanyID}
 		if _, taken := m.members[newKey]; taken {
 			return "SELECT 1"
 		}
-		m.members[newKey] = mem
+		m.setMember(mem)
 		return fmt.Sprintf("INSERT INTO company_memberships (user_id, company_id, role) VALUES (%s, %s, '%s')", sqlText(mem.UserID), sqlText(mem.CompanyID), mem.Role)
-	case r < 96:
+	case r < 92:
 		child := ids[rng.IntN(len(ids))]
 		parent := ""
 		if rng.IntN(5) > 0 {
@@ -201,19 +239,35 @@ func randomUpdate(rng *rand.Rand, m *model) string {
 		}
 		m.parent[child] = parent
 		return fmt.Sprintf("UPDATE companies SET parent_id = %s WHERE id = %s", sqlParent(parent), sqlText(child))
-	default:
+	case r < 96:
 		victim := ids[rng.IntN(len(ids))]
 		if m.hasChildren(victim) {
 			return "SELECT 1"
 		}
 		delete(m.parent, victim)
-		for k := range m.members {
+		for _, k := range slices.Clone(m.keys) {
 			if k[1] == victim {
-				delete(m.members, k)
+				m.deleteMember(k)
 			}
 		}
 		return "DELETE FROM companies WHERE id = " + sqlText(victim)
+	default:
+		return m.createCompany(rng, ids)
 	}
+}
+
+// createCompany adds a company under a random parent (or as a root).
+func (m *model) createCompany(rng *rand.Rand, ids []string) string {
+	m.created++
+	id := fmt.Sprintf("new-%d", m.created)
+	parent := ""
+	if len(ids) > 0 && rng.IntN(4) > 0 {
+		if p := ids[rng.IntN(len(ids))]; m.depth(p) < diffMaxDepth {
+			parent = p
+		}
+	}
+	m.parent[id] = parent
+	return fmt.Sprintf("INSERT INTO companies (id, name, parent_id) VALUES (%s, %s, %s)", sqlText(id), sqlText("Company "+id), sqlParent(parent))
 }
 
 // waitForMarker commits one more row and waits until the gateway sees it:

@@ -154,81 +154,28 @@ func poll(t *testing.T, bound time.Duration, cond func() error) {
 	}
 }
 
-// expected derives the relationships straight from the rows, the simple
-// way: the oracle the sync must match.
 func (e *env) expected() map[authz.Relationship]bool {
 	e.t.Helper()
-	want := map[authz.Relationship]bool{}
-	ctx := context.Background()
-	rows, err := e.db.Query(ctx, `SELECT id, parent_id FROM companies WHERE parent_id IS NOT NULL`)
+	want, err := testutil.ExpectedRelationships(context.Background(), e.db)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	for rows.Next() {
-		var c authz.Company
-		if err := rows.Scan(&c.ID, &c.ParentID); err != nil {
-			e.t.Fatal(err)
-		}
-		rel, _ := authz.ParentRelationship(c)
-		want[rel] = true
-	}
-	rows, err = e.db.Query(ctx, `SELECT user_id, company_id, role, status FROM company_memberships`)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for rows.Next() {
-		var m authz.Membership
-		if err := rows.Scan(&m.UserID, &m.CompanyID, &m.Role, &m.Status); err != nil {
-			e.t.Fatal(err)
-		}
-		if authz.ValidateUserID(m.UserID) != nil {
-			continue
-		}
-		if rel, ok := authz.MembershipRelationship(m); ok {
-			want[rel] = true
-		}
 	}
 	return want
 }
 
 func actual(t *testing.T, target membersync.Target) map[authz.Relationship]bool {
 	t.Helper()
-	got := map[authz.Relationship]bool{}
-	err := target.ReadRelationships(context.Background(), func(r authz.Relationship) error {
-		got[r] = true
-		return nil
-	})
+	got, err := testutil.ActualRelationships(context.Background(), target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return got
 }
 
-// diff describes how got differs from want, or is empty.
-func diff(want, got map[authz.Relationship]bool) string {
-	var missing, extra []string
-	for r := range want {
-		if !got[r] {
-			missing = append(missing, fmt.Sprint(r))
-		}
-	}
-	for r := range got {
-		if !want[r] {
-			extra = append(extra, fmt.Sprint(r))
-		}
-	}
-	if len(missing)+len(extra) == 0 {
-		return ""
-	}
-	slices.Sort(missing)
-	slices.Sort(extra)
-	return fmt.Sprintf("%d missing %.5v, %d extra %.5v", len(missing), missing, len(extra), extra)
-}
-
 func (e *env) waitConverged(target membersync.Target) {
 	e.t.Helper()
 	poll(e.t, convergeBound, func() error {
-		if d := diff(e.expected(), actual(e.t, target)); d != "" {
+		if d := testutil.DiffRelationships(e.expected(), actual(e.t, target)); d != "" {
 			return fmt.Errorf("spicedb differs from postgres: %s", d)
 		}
 		return nil
@@ -403,7 +350,7 @@ func TestReconcileRepairsDriftAndReports(t *testing.T) {
 	if _, err := e.target.Write(context.Background(), drift); err != nil {
 		t.Fatal(err)
 	}
-	if d := diff(want, actual(t, e.target)); d == "" {
+	if d := testutil.DiffRelationships(want, actual(t, e.target)); d == "" {
 		t.Fatal("drift was not injected")
 	}
 
@@ -422,7 +369,7 @@ func TestReconcileRepairsDriftAndReports(t *testing.T) {
 	if res.Missing != 7 || res.Extra != 5 {
 		t.Errorf("reconcile reported %+v, want 7 missing and 5 extra", res)
 	}
-	if d := diff(want, actual(t, e.target)); d != "" {
+	if d := testutil.DiffRelationships(want, actual(t, e.target)); d != "" {
 		t.Errorf("after reconcile: %s", d)
 	}
 	var by string

@@ -1,0 +1,274 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantgate/tenantgate/internal/spicedb"
+	"github.com/tenantgate/tenantgate/internal/store"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+)
+
+// envInt reads a test size from the environment, so a longer soak needs no
+// code change (`make soak`).
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a whole number", name, v)
+	}
+	return n
+}
+
+// remoteTopology is the production shape of the sync: a real `spicedb serve`
+// on a Postgres datastore and `tenantgate sync` processes, on a PostgreSQL
+// cluster of the test's own (so it can be restarted).
+type remoteTopology struct {
+	t       *testing.T
+	pg      *testutil.Postgres
+	appURL  string
+	db      *pgxpool.Pool
+	spicedb *testutil.SpiceDB
+	bin     string
+	logDir  string
+}
+
+func startRemoteTopology(t *testing.T, ctx context.Context, seedSQL string) *remoteTopology {
+	t.Helper()
+	pg := testutil.NewTestPostgres(t)
+	for _, db := range []string{"app", "spicedb"} {
+		if err := pg.CreateDatabase(ctx, db, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appURL := pg.URL("app")
+	if err := store.Migrate(ctx, appURL, nil); err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: pg.URL("spicedb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
+	bin, err := testutil.BuildTenantgate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(ctx, appURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if _, err := db.Exec(ctx, seedSQL); err != nil {
+		t.Fatal(err)
+	}
+	return &remoteTopology{t: t, pg: pg, appURL: appURL, db: db, spicedb: sdb, bin: bin, logDir: t.TempDir()}
+}
+
+// startSync starts a `tenantgate sync` process serving /readyz on
+// metricsAddr; it is stopped when the test ends.
+func (r *remoteTopology) startSync(name, metricsAddr string) *testutil.Process {
+	r.t.Helper()
+	p, err := testutil.StartProcess(testutil.ProcessOptions{
+		Path: r.bin,
+		Args: []string{"sync", "--database-url", r.appURL, "--spicedb-endpoint", r.spicedb.Endpoint(),
+			"--spicedb-token", r.spicedb.Token(), "--spicedb-insecure", "--metrics-addr", metricsAddr, "--log-format", "json"},
+		LogFile: filepath.Join(r.logDir, name+".log"),
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	return p
+}
+
+// converged waits until SpiceDB holds exactly what Postgres derives.
+func (r *remoteTopology) converged(ctx context.Context, bound time.Duration, logs func() string) int {
+	r.t.Helper()
+	client, err := spicedb.Dial(spicedb.RemoteConfig{Endpoint: r.spicedb.Endpoint(), Token: r.spicedb.Token(), Insecure: true})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer client.Close()
+	want, err := testutil.ExpectedRelationships(ctx, r.db)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var last string
+	for deadline := time.Now().Add(bound); ; {
+		got, err := testutil.ActualRelationships(ctx, client)
+		if err == nil {
+			if last = testutil.DiffRelationships(want, got); last == "" {
+				return len(want)
+			}
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("SpiceDB did not converge to Postgres within %v: %s\nsync log tail:\n%s", bound, last, logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCrashSafeSync runs `tenantgate sync` as a process against a real
+// `spicedb serve` on a Postgres datastore, applies a random workload, and
+// meanwhile SIGKILLs the sync at random points, restarts PostgreSQL once and
+// stops SpiceDB for a few seconds once. At the end SpiceDB must hold exactly
+// the relationships Postgres derives.
+func TestCrashSafeSync(t *testing.T) {
+	changes := envInt(t, "TENANTGATE_CRASH_CHANGES", 20000)
+	kills := envInt(t, "TENANTGATE_CRASH_KILLS", 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(diffSeed(t), 2))
+
+	m, seed := randomData(rng)
+	topo := startRemoteTopology(t, ctx, seed)
+	db, pg, sdb := topo.db, topo.pg, topo.spicedb
+	startSync := func() *testutil.Process { return topo.startSync("sync", "127.0.0.1:0") }
+	syncProc := startSync()
+
+	chaos := rand.New(rand.NewPCG(rng.Uint64(), 3))
+	// The workload pauses while Postgres restarts, so no statement's outcome
+	// is left unknown.
+	var pause sync.RWMutex
+	var applied atomic.Int64
+	workloadDone := make(chan error, 1)
+	go func() {
+		for i := range changes {
+			sql := randomUpdate(rng, m)
+			pause.RLock()
+			_, err := db.Exec(ctx, sql)
+			pause.RUnlock()
+			if err != nil {
+				workloadDone <- fmt.Errorf("change %d %q: %w", i, sql, err)
+				return
+			}
+			applied.Add(1)
+		}
+		workloadDone <- nil
+	}()
+
+	for k := range kills {
+		time.Sleep(time.Duration(100+chaos.IntN(700)) * time.Millisecond) // a random point in the stream, not a synchronisation
+		if err := syncProc.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		switch k {
+		case kills / 3:
+			pause.Lock()
+			err := pg.Restart(ctx)
+			db.Reset() // its connections died with the server
+			pause.Unlock()
+			if err != nil {
+				t.Fatalf("restart postgres: %v", err)
+			}
+			t.Logf("postgres restarted after %d changes", applied.Load())
+		case 2 * kills / 3:
+			if err := sdb.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			syncProc = startSync()
+			time.Sleep(3 * time.Second) // the outage itself
+			if err := sdb.Start(ctx); err != nil {
+				t.Fatalf("restart spicedb: %v", err)
+			}
+			t.Logf("spicedb was down for 3s after %d changes", applied.Load())
+			continue
+		}
+		syncProc = startSync()
+	}
+	t.Logf("%d kills done after %d changes", kills, applied.Load())
+	if err := <-workloadDone; err != nil {
+		t.Fatal(err)
+	}
+
+	started := time.Now()
+	n := topo.converged(ctx, 3*time.Minute, syncProc.Output)
+	t.Logf("%d changes, %d kills: SpiceDB equals Postgres (%d relationships) %v after the last kill",
+		changes, kills, n, time.Since(started).Round(time.Millisecond))
+}
+
+// TestStandbyTakesOverAfterSIGKILL runs two sync processes on one slot: one
+// is active, the other waits; SIGKILL the active one and the standby must
+// take over within seconds and carry on exactly.
+func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(diffSeed(t), 4))
+	m, seed := randomData(rng)
+	topo := startRemoteTopology(t, ctx, seed)
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := topo.startSync("a", addrA)
+	waitStatus(t, addrA, http.StatusOK, time.Minute)
+	b := topo.startSync("b", addrB)
+	waitStatus(t, addrB, http.StatusServiceUnavailable, time.Minute)
+	for range 200 {
+		if _, err := topo.db.Exec(ctx, randomUpdate(rng, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topo.converged(ctx, time.Minute, a.Output)
+	if code := status(addrB); code != http.StatusServiceUnavailable {
+		t.Fatalf("standby /readyz = %d while the first sync is active; two active syncs on one slot", code)
+	}
+
+	if err := a.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for range 200 {
+		if _, err := topo.db.Exec(ctx, randomUpdate(rng, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, addrB, http.StatusOK, time.Minute)
+	t.Logf("standby ready %v after the active sync was killed", time.Since(killed).Round(time.Millisecond))
+	topo.converged(ctx, time.Minute, b.Output)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func status(addr string) int {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitStatus(t *testing.T, addr string, want int, bound time.Duration) {
+	t.Helper()
+	eventually(t, bound, func() error {
+		if got := status(addr); got != want {
+			return fmt.Errorf("%s/readyz = %d, want %d", addr, got, want)
+		}
+		return nil
+	})
+}

@@ -30,6 +30,7 @@ type Config struct {
 	SyncSlot          string        `flag:"sync-slot" usage:"name of the persistent replication slot of the sync (one active sync per slot)"`
 	ReconcileInterval time.Duration `flag:"reconcile-interval" usage:"how often a running persistent sync compares all of SpiceDB with Postgres and repairs drift (0 disables)"`
 	Reconcile         bool          `flag:"reconcile" usage:"sync only: run one reconcile, print what it repaired, and exit"`
+	SyncPollInterval  time.Duration `flag:"sync-poll-interval" usage:"serve with a remote SpiceDB: how often to read the sync's newest checkpoint; reads are at least as fresh as it"`
 
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
@@ -55,6 +56,7 @@ func Default() Config {
 	return Config{
 		SyncSlot:          "tenantgate",
 		ReconcileInterval: 6 * time.Hour,
+		SyncPollInterval:  100 * time.Millisecond,
 		HTTPAddr:          ":8080",
 		MetricsAddr:       ":9090",
 		SubjectClaim:      "sub",
@@ -114,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval < 0 {
 		errs = append(errs, errors.New("--reconcile-interval must not be negative"))
+	}
+	if c.SyncPollInterval <= 0 {
+		errs = append(errs, errors.New("--sync-poll-interval must be positive"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,22 +27,48 @@ func TestMain(m *testing.M) { testutil.PostgresMain(m) }
 
 const serviceToken = "test-service-token-0123456789"
 
-// stack is a running `tenantgate serve` (embedded SpiceDB, in-process sync)
-// over a fresh migrated database, with a token issuer it trusts.
+// stack is a running tenantgate over a fresh database, with a token issuer
+// it trusts, on one of the backends.
 type stack struct {
-	t       *testing.T
-	baseURL string
-	db      *pgxpool.Pool
-	issuer  *testutil.TokenIssuer
-	client  *http.Client
+	t        *testing.T
+	baseURLs []string // gateway replicas; requests go round-robin
+	mu       sync.Mutex
+	next     int
+	db       *pgxpool.Pool
+	issuer   *testutil.TokenIssuer
+	client   *http.Client
 }
 
-// startStack runs seed (plain SQL, as the application would write it)
-// before the gateway starts, so those rows arrive through the snapshot and
-// everything later through the stream.
-func startStack(t *testing.T, seed ...string) *stack {
+// startFunc starts a stack. seed (plain SQL, as the application would write
+// it) runs before the sync starts, so those rows arrive through the snapshot
+// and everything later through the stream.
+type startFunc func(t *testing.T, seed ...string) *stack
+
+// backends are the deployments every end-to-end suite runs against: one
+// suite, two backends.
+var backends = []struct {
+	name  string
+	start startFunc
+}{
+	// `tenantgate serve` in this process: embedded SpiceDB (memory
+	// datastore) and the sync in-process.
+	{"embedded", startEmbeddedStack},
+	// The production topology as processes: `spicedb serve` on a Postgres
+	// datastore, `tenantgate migrate`, one `tenantgate sync` and two
+	// `tenantgate serve` replicas against the remote SpiceDB.
+	{"remote", startRemoteStack},
+}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, start startFunc)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b.start) })
+	}
+}
+
+// newStack makes the parts every backend shares: the database pool with the
+// seed applied, and a token issuer whose key set is in jwksFile.
+func newStack(t *testing.T, dbURL string, seed []string) (s *stack, jwksFile string) {
 	t.Helper()
-	dbURL := testutil.NewTestDatabase(t)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +87,17 @@ func startStack(t *testing.T, seed ...string) *stack {
 	if err != nil {
 		t.Fatalf("jwks: %v", err)
 	}
-	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	jwksFile = filepath.Join(t.TempDir(), "jwks.json")
 	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return &stack{t: t, db: pool, issuer: issuer, client: &http.Client{Timeout: 30 * time.Second}}, jwksFile
+}
+
+func startEmbeddedStack(t *testing.T, seed ...string) *stack {
+	t.Helper()
+	dbURL := testutil.NewTestDatabase(t)
+	s, jwksFile := newStack(t, dbURL, seed)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +105,7 @@ func startStack(t *testing.T, seed ...string) *stack {
 	cfg := app.Default()
 	cfg.DatabaseURL = dbURL
 	cfg.JWKSFile = jwksFile
-	cfg.Issuer, cfg.Audience = issuer.Issuer(), issuer.Audience()
+	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
 	cfg.ServiceToken = serviceToken
 	cfg.Listener = ln
 
@@ -90,10 +124,85 @@ func startStack(t *testing.T, seed ...string) *stack {
 			t.Error("serve did not stop within a minute")
 		}
 	})
-
-	s := &stack{t: t, baseURL: "http://" + ln.Addr().String(), db: pool, issuer: issuer, client: &http.Client{Timeout: 30 * time.Second}}
-	s.waitReady(done)
+	s.baseURLs = []string{"http://" + ln.Addr().String()}
+	s.waitReady(func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("serve exited: %w", err)
+		default:
+			return nil
+		}
+	})
 	return s
+}
+
+func startRemoteStack(t *testing.T, seed ...string) *stack {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dbURL := testutil.NewEmptyTestDatabase(t)
+	// Runs after the sync process stopped: its persistent slot would keep
+	// the database from being dropped.
+	t.Cleanup(func() { dropSlots(t, dbURL) })
+	bin, err := testutil.BuildTenantgate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := t.TempDir()
+	run := func(name string, args ...string) *testutil.Process {
+		t.Helper()
+		p, err := testutil.StartProcess(testutil.ProcessOptions{Path: bin, Args: args, LogFile: filepath.Join(logDir, name+".log")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Stop(context.Background()) })
+		return p
+	}
+	if err := run("migrate", "migrate", "--database-url", dbURL).Wait(ctx); err != nil {
+		t.Fatalf("tenantgate migrate: %v", err)
+	}
+	s, jwksFile := newStack(t, dbURL, seed)
+	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: testutil.NewEmptyTestDatabase(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
+	remote := []string{"--database-url", dbURL, "--spicedb-endpoint", sdb.Endpoint(), "--spicedb-token", sdb.Token(), "--spicedb-insecure"}
+	syncProc := run("sync", append([]string{"sync", "--metrics-addr", freeAddr(t)}, remote...)...)
+	var procs []*testutil.Process
+	for i := range 2 {
+		addr := freeAddr(t)
+		procs = append(procs, run(fmt.Sprintf("serve-%d", i), append([]string{"serve", "--http-addr", addr,
+			"--jwks-file", jwksFile, "--issuer", s.issuer.Issuer(), "--audience", s.issuer.Audience(),
+			"--service-token", serviceToken, "--log-level", "warn"}, remote...)...))
+		s.baseURLs = append(s.baseURLs, "http://"+addr)
+	}
+	s.waitReady(func() error {
+		for _, p := range append(procs, syncProc) {
+			select {
+			case <-p.Done():
+				return fmt.Errorf("%s exited: %s", p, p.Output())
+			default:
+			}
+		}
+		return nil
+	})
+	return s
+}
+
+func dropSlots(t *testing.T, dbURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Errorf("drop slots: %v", err)
+		return
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`); err != nil {
+		t.Errorf("drop slots: %v", err)
+	}
 }
 
 // testWriter sends logs to the test log, so they show only for failures.
@@ -104,25 +213,35 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *stack) waitReady(done <-chan error) {
+// waitReady polls every replica's /readyz; alive reports a component that
+// died meanwhile.
+func (s *stack) waitReady(alive func() error) {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			s.t.Fatalf("serve exited before ready: %v", err)
-		default:
-		}
-		resp, err := s.client.Get(s.baseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+	for _, base := range s.baseURLs {
+		for {
+			if err := alive(); err != nil {
+				s.t.Fatalf("not ready: %v", err)
 			}
+			resp, err := s.client.Get(base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("%s not ready within 2 minutes", base)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatal("gateway not ready within 2 minutes")
+}
+
+// baseURL picks the next replica.
+func (s *stack) baseURL() string {
+	s.next = (s.next + 1) % len(s.baseURLs)
+	return s.baseURLs[s.next]
 }
 
 func (s *stack) exec(sql string, args ...any) {
@@ -147,17 +266,30 @@ func (s *stack) token(user string) string {
 // not nil), returning the status.
 func (s *stack) do(method, path, bearer string, body, out any) int {
 	s.t.Helper()
+	code, err := s.call(method, path, bearer, body, out)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return code
+}
+
+// call is do for any goroutine: it reports failures instead of ending the
+// test.
+func (s *stack) call(method, path, bearer string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			s.t.Fatal(err)
+			return 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.baseURL+path, rd)
+	s.mu.Lock()
+	base := s.baseURL()
+	s.mu.Unlock()
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -167,19 +299,19 @@ func (s *stack) do(method, path, bearer string, body, out any) int {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			s.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+			return 0, fmt.Errorf("%s %s: decode %q: %w", method, path, raw, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 type checkAnswer struct {

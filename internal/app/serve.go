@@ -39,20 +39,22 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Embedded SpiceDB is fed by the sync in this process, so reads without
-	// a token of their own are made at least as fresh as its last write.
+	// Reads without a consistency token of their own are made at least as
+	// fresh as the last change the sync applied: the sync in this process
+	// with embedded SpiceDB, the sync's checkpoints otherwise.
 	var syncer *membersync.Syncer
-	var opts []spicedb.Option
+	follower := &syncFollower{}
+	floor := follower.token
 	if cfg.SpiceDBEndpoint == "" {
-		opts = append(opts, spicedb.WithFreshnessFloor(func() string { return syncer.LatestToken() }))
+		floor = func() string { return syncer.LatestToken() }
 	}
-	sdb, err := openSpiceDB(ctx, cfg, logger, opts...)
+	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFreshnessFloor(floor))
 	if err != nil {
 		return err
 	}
 	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
 
-	ready := func() bool { return true }
+	var ready func() bool
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
 		// on a temporary slot; a Postgres datastore keeps a persistent one.
@@ -62,6 +64,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		ready = syncer.Ready
 		go runSync(ctx, syncer, logger)
+	} else {
+		ready = follower.ready
+		go follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
 	}
 
 	verifier, err := identity.New(ctx, identity.Config{

@@ -447,3 +447,25 @@ func (c *Client) Import(ctx context.Context, rels iter.Seq[authz.Relationship]) 
 	}
 	return resp.GetNumLoaded(), nil
 }
+
+// headProbe is a relationship nobody holds; checking it fully consistent
+// costs one datastore read and returns the current revision.
+var headProbe = authz.CheckRequest{User: "tenantgate-head-probe", Permission: authz.PermRead, Company: "tenantgate-head-probe"}
+
+// HeadToken returns a ZedToken at SpiceDB's current revision: reads at least
+// as fresh as it see every write made before the call, including bulk
+// imports, which return no token of their own.
+func (c *Client) HeadToken(ctx context.Context) (string, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		Resource:    companyRef(headProbe.Company),
+		Permission:  string(headProbe.Permission),
+		Subject:     userRef(headProbe.User),
+	})
+	if err != nil {
+		return "", translate("head token", err)
+	}
+	return resp.GetCheckedAt().GetToken(), nil
+}

@@ -109,3 +109,26 @@ func (s *Store) DeleteMembership(ctx context.Context, userID, companyID string) 
 	}
 	return nil
 }
+
+// SyncProgress is how far the sync of one slot has carried Postgres into
+// SpiceDB.
+type SyncProgress struct {
+	// SnapshotDone is true once the slot's initial snapshot is in SpiceDB.
+	SnapshotDone bool
+	// Token is the ZedToken of the newest applied checkpoint; a read at
+	// least as fresh as it sees every change the sync has applied.
+	Token string
+}
+
+// SyncProgress reads the newest checkpoint of the sync on slot.
+func (s *Store) SyncProgress(ctx context.Context, slot string) (SyncProgress, error) {
+	var p SyncProgress
+	err := s.pool.QueryRow(ctx, `select
+			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
+			coalesce((select zed_token from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1), '')`,
+		slot).Scan(&p.SnapshotDone, &p.Token)
+	if err != nil {
+		return SyncProgress{}, fmt.Errorf("sync progress: %w", translate(err))
+	}
+	return p, nil
+}

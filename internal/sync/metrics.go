@@ -14,6 +14,7 @@ type metrics struct {
 	streamFailures prometheus.Counter
 	slotRetained   prometheus.Gauge
 	slotBehind     prometheus.Gauge
+	active         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,8 +64,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tenantgate_sync_slot_confirmed_lag_bytes",
 			Help: "Bytes of WAL between the server's current position and what the sync confirmed; a high value means the sync falls behind.",
 		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_sync_active",
+			Help: "1 while this process is the active sync following the stream, 0 while it is a standby or starting over; if no process reports 1, revocations stop reaching SpiceDB.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.appliedLSN, m.lag, m.transactions, m.updates, m.batchSize, m.skipped,
+	for _, c := range []prometheus.Collector{m.active, m.appliedLSN, m.lag, m.transactions, m.updates, m.batchSize, m.skipped,
 		m.snapshotRows, m.reconciled, m.streamFailures, m.slotRetained, m.slotBehind} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -82,6 +82,13 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 	if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
 		return 0, err
 	}
+	// A bulk import returns no revision: take one that covers the snapshot,
+	// so reads at least as fresh as the sync see all of it.
+	head, err := s.target.HeadToken(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sync: %w", err)
+	}
+	s.recordToken(head)
 	if !temporary {
 		if err := st.checkpoint(ctx, start, s.LatestToken()); err != nil {
 			return 0, err

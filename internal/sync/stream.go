@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -25,6 +26,8 @@ type streamState struct {
 	oldestCommit time.Time
 	inTx         bool
 	pending      []authz.Update
+	// transactions counts transactions received, for the progress log.
+	transactions int64
 }
 
 // stream follows the slot from start (zero: the slot's own position) until
@@ -38,13 +41,14 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 	if err != nil {
 		return fmt.Errorf("sync: start replication on slot %s (has `tenantgate migrate` created publication %q?): %w", st.slot, s.cfg.Publication, err)
 	}
-	s.ready.Store(true)
+	s.setReady(true)
 	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start}
 	sendStatus := func() error {
 		return pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
 	}
 	nextStatus := time.Now()
 	nextReconcile := s.scheduleReconcile(time.Now())
+	progress := newStreamProgress(s.cfg.Logger, start)
 	for {
 		now := time.Now()
 		if !now.Before(nextStatus) {
@@ -57,6 +61,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 			if !now.Before(nextReconcile) {
 				nextReconcile = s.scheduleReconcile(now)
 			}
+			progress.maybeLog(now, ss)
 			nextStatus = time.Now().Add(s.cfg.StatusInterval)
 		}
 		deadline := nextStatus
@@ -184,6 +189,7 @@ func (s *Syncer) handleLogical(ctx context.Context, st pgState, ss *streamState,
 	case *pglogrepl.CommitMessage:
 		ss.inTx = false
 		ss.committed = m.TransactionEndLSN
+		ss.transactions++
 		s.metrics.transactions.Inc()
 		if len(ss.pending) >= maxBatch {
 			return s.flush(ctx, st, ss)
@@ -285,4 +291,30 @@ func decodeTuple(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData) row {
 		r[rel.Columns[i].Name] = string(col.Data)
 	}
 	return r
+}
+
+// streamProgress logs the stream's advance once a minute while there is
+// any, so an operator sees the sync is alive without a log line per change.
+type streamProgress struct {
+	logger       *slog.Logger
+	next         time.Time
+	transactions int64
+	confirmed    pglogrepl.LSN
+}
+
+const streamLogEvery = time.Minute
+
+func newStreamProgress(logger *slog.Logger, start pglogrepl.LSN) *streamProgress {
+	return &streamProgress{logger: logger, next: time.Now().Add(streamLogEvery), confirmed: start}
+}
+
+func (p *streamProgress) maybeLog(now time.Time, ss *streamState) {
+	if now.Before(p.next) {
+		return
+	}
+	if n := ss.transactions - p.transactions; n > 0 || ss.confirmed != p.confirmed {
+		p.logger.Info("sync: streaming", "transactions", n,
+			"transactions_per_second", float64(n)/streamLogEvery.Seconds(), "confirmed_lsn", ss.confirmed.String())
+	}
+	p.transactions, p.confirmed, p.next = ss.transactions, ss.confirmed, now.Add(streamLogEvery)
 }

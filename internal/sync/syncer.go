@@ -29,6 +29,8 @@ type Target interface {
 	DeleteRelations(ctx context.Context, relations []string) (string, error)
 	// ReadRelationships streams every relationship the target holds.
 	ReadRelationships(ctx context.Context, fn func(authz.Relationship) error) error
+	// HeadToken returns a revision covering every write made so far.
+	HeadToken(ctx context.Context) (string, error)
 }
 
 // Config configures a Syncer.
@@ -142,6 +144,15 @@ func New(cfg Config, target Target) (*Syncer, error) {
 // being followed.
 func (s *Syncer) Ready() bool { return s.ready.Load() }
 
+func (s *Syncer) setReady(ready bool) {
+	s.ready.Store(ready)
+	if ready {
+		s.metrics.active.Set(1)
+	} else {
+		s.metrics.active.Set(0)
+	}
+}
+
 // LatestToken is the revision of the last write the sync applied; reads at
 // least as fresh as it see every change the sync has carried over.
 func (s *Syncer) LatestToken() string {
@@ -163,7 +174,7 @@ func (s *Syncer) recordToken(token string) {
 // the Syncer is then not Ready, and Run may be called again). A persistent
 // sync first waits to become the active one.
 func (s *Syncer) Run(ctx context.Context) error {
-	defer s.ready.Store(false)
+	defer s.setReady(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pool, err := openPool(ctx, s.cfg.DatabaseURL)

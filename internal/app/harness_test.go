@@ -194,14 +194,8 @@ func dropSlots(t *testing.T, dbURL string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Errorf("drop slots: %v", err)
-		return
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`); err != nil {
-		t.Errorf("drop slots: %v", err)
+	if err := testutil.DropReplicationSlots(ctx, dbURL); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -44,9 +44,10 @@ func newEnv(t *testing.T) *env {
 	// Runs after every sync of the test stopped: a persistent slot would
 	// keep the database from being dropped.
 	t.Cleanup(func() {
-		_, err := db.Exec(context.Background(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`)
-		if err != nil {
-			t.Errorf("drop slots: %v", err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := testutil.DropReplicationSlots(ctx, dbURL); err != nil {
+			t.Error(err)
 		}
 	})
 	return &env{t: t, dbURL: dbURL, db: db, target: newTarget(t)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -90,4 +91,34 @@ func DiffRelationships(want, got map[authz.Relationship]bool) string {
 	slices.Sort(missing)
 	slices.Sort(extra)
 	return fmt.Sprintf("%d missing %.5v, %d extra %.5v", len(missing), missing, len(extra), extra)
+}
+
+// DropReplicationSlots removes every replication slot of the database at
+// dbURL, so the database can be dropped. A slot whose reader is still
+// disconnecting is waited for, within ctx.
+func DropReplicationSlots(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("drop replication slots: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		_, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE database = current_database() AND NOT active`)
+		if err != nil {
+			return fmt.Errorf("drop replication slots: %w", err)
+		}
+		var left int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&left); err != nil {
+			return fmt.Errorf("drop replication slots: %w", err)
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drop replication slots: %d still active: %w", left, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -394,7 +394,11 @@ func TestUnmappableRowsGoToDeadLetters(t *testing.T) {
 	e.exec(`INSERT INTO company_memberships (id, user_id, company_id, role) VALUES ('m-snap', '*', 'acme', 'owner')`)
 	r := e.start(e.config(), e.target)
 	e.waitReady(r)
-	e.exec(`INSERT INTO company_memberships (id, user_id, company_id, role) VALUES ('m-stream', 'bad' || chr(7), 'acme', 'admin'), ('m-good', 'good', 'acme', 'viewer')`)
+	// Another program, on a table without tenantgate's check constraint,
+	// writes a role tenantgate does not know.
+	e.exec(`ALTER TABLE company_memberships DROP CONSTRAINT company_memberships_role_check`)
+	e.exec(`INSERT INTO company_memberships (id, user_id, company_id, role) VALUES
+		('m-stream', 'bad' || chr(7), 'acme', 'admin'), ('m-role', 'eve', 'acme', 'superuser'), ('m-good', 'good', 'acme', 'viewer')`)
 	e.waitConverged(e.target)
 	rows, err := e.db.Query(context.Background(), `SELECT row_id FROM tenantgate.sync_dead_letters ORDER BY row_id`)
 	if err != nil {
@@ -408,10 +412,10 @@ func TestUnmappableRowsGoToDeadLetters(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if want := []string{"m-snap", "m-stream"}; !slices.Equal(ids, want) {
+	if want := []string{"m-role", "m-snap", "m-stream"}; !slices.Equal(ids, want) {
 		t.Errorf("dead letters %v, want %v", ids, want)
 	}
-	if n := counterValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 2 {
-		t.Errorf("dead letter metric %v, want at least 2", n)
+	if n := counterValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 3 {
+		t.Errorf("dead letter metric %v, want at least 3", n)
 	}
 }

@@ -19,7 +19,8 @@ type Querier interface {
 
 // ExpectedRelationships derives, the plain way, the relationships the rows
 // of the data contract stand for: the oracle a synced SpiceDB must equal.
-// Rows the sync must refuse (a "*" or otherwise invalid user) derive nothing.
+// Rows the sync must refuse (a "*" or otherwise invalid user, a role or
+// status outside the model) derive nothing.
 func ExpectedRelationships(ctx context.Context, db Querier) (map[authz.Relationship]bool, error) {
 	want := map[authz.Relationship]bool{}
 	companies, err := db.Query(ctx, `SELECT id, parent_id FROM companies WHERE parent_id IS NOT NULL`)
@@ -43,10 +44,14 @@ func ExpectedRelationships(ctx context.Context, db Querier) (map[authz.Relations
 	}
 	for members.Next() {
 		var m authz.Membership
-		if err := members.Scan(&m.UserID, &m.CompanyID, &m.Role, &m.Status); err != nil {
+		var role, status string
+		if err := members.Scan(&m.UserID, &m.CompanyID, &role, &status); err != nil {
 			return nil, fmt.Errorf("expected relationships: %w", err)
 		}
-		if authz.ValidateUserID(m.UserID) != nil {
+		var roleErr, statusErr error
+		m.Role, roleErr = authz.ParseRole(role)
+		m.Status, statusErr = authz.ParseStatus(status)
+		if authz.ValidateUserID(m.UserID) != nil || roleErr != nil || statusErr != nil {
 			continue
 		}
 		if rel, ok := authz.MembershipRelationship(m); ok {

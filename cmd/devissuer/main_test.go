@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/identity"
+)
+
+const (
+	testIssuer   = "https://devissuer.test"
+	testAudience = "tenantgate-test"
+)
+
+// startIssuer serves an issuer whose key lives in keyFile, as the command
+// would, and returns its base URL.
+func startIssuer(t *testing.T, keyFile string) (*issuer, string) {
+	t.Helper()
+	key, _, err := loadOrCreateKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := newIssuer(testIssuer, testAudience, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(iss.handler(time.Hour, slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	return iss, srv.URL
+}
+
+func get(t *testing.T, rawURL string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// verifier is tenantgate's own token check, pointed at the issuer's JWKS
+// URL exactly as the compose file points tenantgate serve at it.
+func verifier(t *testing.T, base string) *identity.Verifier {
+	t.Helper()
+	v, err := identity.New(t.Context(), identity.Config{
+		JWKSURL: base + "/.well-known/jwks.json", Issuer: testIssuer, Audience: testAudience,
+	})
+	if err != nil {
+		t.Fatalf("tenantgate cannot load the issuer's key set: %v", err)
+	}
+	return v
+}
+
+func TestKeyIsCreatedOnceAndKept(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	first, created, err := loadOrCreateKey(keyFile)
+	if err != nil || !created {
+		t.Fatalf("first start: created %v, err %v", created, err)
+	}
+	info, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("key file mode %o, want 600", perm)
+	}
+	second, created, err := loadOrCreateKey(keyFile)
+	if err != nil || created {
+		t.Fatalf("second start: created %v, err %v", created, err)
+	}
+	if !first.Equal(second) {
+		t.Fatal("a restart generated another key instead of loading the saved one")
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(keyFile), ".signing-key-*"))
+	if len(leftovers) != 0 {
+		t.Fatalf("temporary files left behind: %v", leftovers)
+	}
+}
+
+func TestBadKeyFilesAreRefused(t *testing.T) {
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(p384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"not PEM", []byte("hello"), "no \"PRIVATE KEY\" PEM block"},
+		{"other PEM type", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), "no \"PRIVATE KEY\" PEM block"},
+		{"garbage DER", pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: []byte{1, 2, 3}}), "parse"},
+		{"wrong curve", pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der}), "want an ECDSA P-256 key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+			if err := os.WriteFile(keyFile, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := loadOrCreateKey(keyFile)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+			// A bad file is reported, never silently replaced: that would
+			// invalidate every token handed out.
+			if data, _ := os.ReadFile(keyFile); string(data) != string(tt.data) {
+				t.Fatal("the bad key file was overwritten")
+			}
+		})
+	}
+}
+
+func TestMintedTokensPassTenantgateVerification(t *testing.T) {
+	iss, base := startIssuer(t, filepath.Join(t.TempDir(), "signing-key.pem"))
+
+	code, body := get(t, base+"/.well-known/jwks.json")
+	if code != http.StatusOK {
+		t.Fatalf("jwks: status %d: %s", code, body)
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(body), &set); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 {
+		t.Fatalf("jwks has %d keys, want 1", len(set.Keys))
+	}
+	if _, leaked := set.Keys[0]["d"]; leaked {
+		t.Fatal("the key set publishes the private key")
+	}
+	if set.Keys[0]["kid"] != iss.kid || set.Keys[0]["alg"] != "ES256" {
+		t.Fatalf("published key kid %v alg %v, want %s ES256", set.Keys[0]["kid"], set.Keys[0]["alg"], iss.kid)
+	}
+
+	v := verifier(t, base)
+	tests := []struct {
+		name    string
+		query   url.Values
+		wantTTL time.Duration
+	}{
+		{"email subject, default ttl", url.Values{"sub": {"alice@acme.example"}}, time.Hour},
+		{"subject outside SpiceDB's alphabet", url.Values{"sub": {"Zoë Müller"}}, time.Hour},
+		{"explicit ttl", url.Values{"sub": {"bob@acme.example"}, "ttl": {"30m"}}, 30 * time.Minute},
+		{"longest ttl", url.Values{"sub": {"bob@acme.example"}, "ttl": {maxTTL.String()}}, maxTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := time.Now().Truncate(time.Second)
+			code, body := get(t, base+"/token?"+tt.query.Encode())
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			if !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 1 {
+				t.Fatalf("body %q is not one line", body)
+			}
+			token := strings.TrimSpace(body)
+			p, err := v.Verify(t.Context(), token)
+			if err != nil {
+				t.Fatalf("tenantgate rejects the token: %v", err)
+			}
+			if p.Subject != tt.query.Get("sub") {
+				t.Fatalf("subject %q, want %q", p.Subject, tt.query.Get("sub"))
+			}
+			exp := expiry(t, token)
+			if lo, hi := before.Add(tt.wantTTL), time.Now().Add(tt.wantTTL); exp.Before(lo) || exp.After(hi) {
+				t.Fatalf("exp %s, want between %s and %s", exp, lo, hi)
+			}
+		})
+	}
+}
+
+// expiry reads "exp" without verifying: the verifier above already did.
+func expiry(t *testing.T, token string) time.Time {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a compact JWS", token)
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(claims.Exp, 0)
+}
+
+func TestBadTokenRequests(t *testing.T) {
+	_, base := startIssuer(t, filepath.Join(t.TempDir(), "signing-key.pem"))
+	tests := []struct {
+		name, method, path string
+		want               int
+	}{
+		{"no subject", http.MethodGet, "/token", http.StatusBadRequest},
+		{"empty subject", http.MethodGet, "/token?sub=", http.StatusBadRequest},
+		{"ttl not a duration", http.MethodGet, "/token?sub=a&ttl=tomorrow", http.StatusBadRequest},
+		{"negative ttl", http.MethodGet, "/token?sub=a&ttl=-1h", http.StatusBadRequest},
+		{"zero ttl", http.MethodGet, "/token?sub=a&ttl=0s", http.StatusBadRequest},
+		{"ttl over the limit", http.MethodGet, "/token?sub=a&ttl=25h", http.StatusBadRequest},
+		{"POST is not minting", http.MethodPost, "/token?sub=a", http.StatusMethodNotAllowed},
+		{"unknown path", http.MethodGet, "/authorize", http.StatusNotFound},
+		{"health", http.MethodGet, "/healthz", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
+// TestRestartKeepsTokensValid is why the key is persisted: a token minted
+// before a restart of the issuer still verifies against the key set served
+// after it.
+func TestRestartKeepsTokensValid(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	before, base := startIssuer(t, keyFile)
+	_, body := get(t, base+"/token?sub=alice@acme.example")
+	token := strings.TrimSpace(body)
+
+	after, restarted := startIssuer(t, keyFile)
+	if after.kid != before.kid {
+		t.Fatalf("kid changed across a restart: %s, then %s", before.kid, after.kid)
+	}
+	if _, err := verifier(t, restarted).Verify(t.Context(), token); err != nil {
+		t.Fatalf("token from before the restart rejected: %v", err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		want    config
+	}{
+		{"defaults", nil, "", config{addr: defaultAddr, issuer: defaultIssuer, audience: defaultAudience, keyFile: defaultKeyFile, defaultTTL: defaultTTL}},
+		{"all set", []string{"-addr=:9999", "-issuer=i", "-audience=a", "-key-file=/k.pem", "-default-ttl=1h"}, "", config{addr: ":9999", issuer: "i", audience: "a", keyFile: "/k.pem", defaultTTL: time.Hour}},
+		{"empty issuer", []string{"-issuer="}, "must not be empty", config{}},
+		{"ttl too long", []string{"-default-ttl=48h"}, "-default-ttl", config{}},
+		{"stray argument", []string{"mint"}, "unexpected arguments", config{}},
+		{"unknown flag", []string{"-port=1"}, "flag provided but not defined", config{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunServesUntilCancelled runs the command itself on a free port.
+func TestRunServesUntilCancelled(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	// Only run's goroutine writes logs until done is received from, so
+	// reading them afterwards needs no lock.
+	var logs strings.Builder
+	go func() {
+		done <- run(ctx, []string{"-addr=127.0.0.1:0", "-key-file=" + keyFile}, &logs)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(keyFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run did not create its key file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if !strings.Contains(logs.String(), "never expose it") {
+			t.Fatalf("no warning that this issuer is for development only in:\n%s", logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after its context ended")
+	}
+}

@@ -19,3 +19,11 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Issue 3's measurements (docs/benchmarks.md): backfill against SpiceDB's
+# own bulk import, stream rate and lag, against real PostgreSQL and
+# `spicedb serve`. Not part of `make test`. About 10 minutes on 2 cores;
+# TENANTGATE_BENCH_* (internal/bench/bench_test.go) choose smaller sizes.
+.PHONY: bench
+bench:
+	$(GO) test -v -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./internal/bench/

@@ -407,39 +407,56 @@ func fromV1(r *v1.Relationship) (authz.Relationship, error) {
 	}, nil
 }
 
+// importChunk is how many relationships one ImportBulkRelationships call
+// carries. SpiceDB answers an import only at its end and cancels a stream
+// that sent nothing for 30 s (--streaming-api-response-delay-timeout), so one
+// call for a whole large table is cancelled again at every try.
+const importChunk = 100_000
+
 // Import loads relationships through ImportBulkRelationships, SpiceDB's
-// fastest write path, in requests of MaxUpdatesPerWrite. It is atomic and
-// fails on a relationship that exists already, so it is only for filling an
-// empty SpiceDB; Write is the idempotent path. It returns how many were
-// loaded.
+// fastest write path, in calls of importChunk relationships sent in requests
+// of MaxUpdatesPerWrite. Each call is atomic and fails on a relationship that
+// exists already, so it is only for filling an empty SpiceDB; Write is the
+// idempotent path. It returns how many were loaded.
 func (c *Client) Import(ctx context.Context, rels iter.Seq[authz.Relationship]) (uint64, error) {
+	var (
+		loaded uint64
+		chunk  = make([]*v1.Relationship, 0, importChunk)
+	)
+	for rel := range rels {
+		chunk = append(chunk, toV1(rel))
+		if len(chunk) == importChunk {
+			n, err := c.importChunk(ctx, chunk)
+			if err != nil {
+				return loaded, err
+			}
+			loaded += n
+			chunk = chunk[:0]
+		}
+	}
+	if len(chunk) == 0 {
+		return loaded, nil
+	}
+	n, err := c.importChunk(ctx, chunk)
+	return loaded + n, err
+}
+
+func (c *Client) importChunk(ctx context.Context, rels []*v1.Relationship) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.perms.ImportBulkRelationships(ctx)
 	if err != nil {
 		return 0, translate("import", err)
 	}
-	batch := make([]*v1.Relationship, 0, MaxUpdatesPerWrite)
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
+	for batch := range slices.Chunk(rels, MaxUpdatesPerWrite) {
 		if err := stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: batch}); err != nil {
-			return translate("import", err)
-		}
-		batch = make([]*v1.Relationship, 0, MaxUpdatesPerWrite)
-		return nil
-	}
-	for rel := range rels {
-		batch = append(batch, toV1(rel))
-		if len(batch) == MaxUpdatesPerWrite {
-			if err := send(); err != nil {
-				return 0, err
+			// Send reports only that the stream broke; the server's reason
+			// comes with CloseAndRecv.
+			if _, rerr := stream.CloseAndRecv(); rerr != nil {
+				err = rerr
 			}
+			return 0, translate("import", err)
 		}
-	}
-	if err := send(); err != nil {
-		return 0, err
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {

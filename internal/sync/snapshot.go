@@ -73,14 +73,19 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 	if !snapshotNamePattern.MatchString(res.SnapshotName) {
 		return 0, fmt.Errorf("sync: unexpected snapshot name %q", res.SnapshotName)
 	}
-	rows, err := s.copySnapshot(ctx, res.SnapshotName)
+	rows, imported, err := s.copySnapshot(ctx, res.SnapshotName)
 	if err != nil {
 		return 0, err
 	}
-	// The copy only adds; the reconcile removes what SpiceDB held beyond it
-	// (changes made while no sync ran, or writes from elsewhere).
-	if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
-		return 0, err
+	// Touches only add; the reconcile removes what SpiceDB held beyond the
+	// snapshot (changes made while no sync ran, or writes from elsewhere).
+	// An import into an empty SpiceDB holds the snapshot exactly, and the
+	// stream brings the rest: a reconcile would find nothing (at 1M rows it
+	// was over half of the backfill time).
+	if !imported {
+		if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
+			return 0, err
+		}
 	}
 	// A bulk import returns no revision: take one that covers the snapshot,
 	// so reads at least as fresh as the sync see all of it.
@@ -111,27 +116,28 @@ var snapshotQueries = []struct{ table, sql string }{
 // copySnapshot writes the relationships of every row in the exported
 // snapshot. An empty target is filled with a bulk import, the fastest path;
 // otherwise relationships are touched in batches, which is idempotent.
-func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (int64, error) {
+// imported says which path was taken.
+func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (rows int64, imported bool, err error) {
 	conn, err := pgx.Connect(ctx, s.cfg.DatabaseURL)
 	if err != nil {
-		return 0, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
+		return 0, false, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return 0, fmt.Errorf("sync: snapshot transaction: %w", err)
+		return 0, false, fmt.Errorf("sync: snapshot transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; nothing to undo
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snapshotName)); err != nil {
-		return 0, fmt.Errorf("sync: set transaction snapshot: %w", err)
+		return 0, false, fmt.Errorf("sync: set transaction snapshot: %w", err)
 	}
 	var total int64
 	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM companies) + (SELECT count(*) FROM company_memberships)`).Scan(&total); err != nil {
-		return 0, fmt.Errorf("sync: count rows: %w", err)
+		return 0, false, fmt.Errorf("sync: count rows: %w", err)
 	}
 	empty, err := s.targetEmpty(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	p := newProgress(s.cfg.Logger, total)
 	rels, readErr := s.snapshotRelationships(ctx, tx, p)
@@ -144,10 +150,10 @@ func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (int64, 
 		err = s.touchAll(ctx, rels)
 	}
 	if err = errors.Join(*readErr, err); err != nil {
-		return 0, fmt.Errorf("sync: copy snapshot: %w", err)
+		return 0, false, fmt.Errorf("sync: copy snapshot: %w", err)
 	}
 	p.done()
-	return p.rows, nil
+	return p.rows, empty, nil
 }
 
 // snapshotRelationships yields the relationships of every snapshot row; a

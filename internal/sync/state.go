@@ -148,13 +148,24 @@ const checkpointRetention = time.Hour
 
 // checkpoint records that every commit up to lsn is in SpiceDB as of token.
 func (p pgState) checkpoint(ctx context.Context, lsn pglogrepl.LSN, token string) error {
-	err := p.exec(ctx, `WITH ins AS (
-			INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, $3)
-			ON CONFLICT (slot, lsn) DO UPDATE SET zed_token = excluded.zed_token, applied_at = now())
-		DELETE FROM tenantgate.sync_checkpoints WHERE slot = $1 AND lsn < $2 AND applied_at < now() - make_interval(secs => $4)`,
-		p.slot, lsn.String(), token, checkpointRetention.Seconds())
+	err := p.exec(ctx, `INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, $3)
+		ON CONFLICT (slot, lsn) DO UPDATE SET zed_token = excluded.zed_token, applied_at = now()`,
+		p.slot, lsn.String(), token)
 	if err != nil {
 		return fmt.Errorf("sync: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// pruneCheckpoints drops checkpoints older than checkpointRetention but the
+// newest. It scans the slot's rows, so it runs on a timer, not per write.
+func (p pgState) pruneCheckpoints(ctx context.Context) error {
+	err := p.exec(ctx, `DELETE FROM tenantgate.sync_checkpoints WHERE slot = $1
+		AND applied_at < now() - make_interval(secs => $2)
+		AND lsn < (SELECT max(lsn) FROM tenantgate.sync_checkpoints WHERE slot = $1)`,
+		p.slot, checkpointRetention.Seconds())
+	if err != nil {
+		return fmt.Errorf("sync: prune checkpoints: %w", err)
 	}
 	return nil
 }

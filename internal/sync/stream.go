@@ -24,10 +24,26 @@ type streamState struct {
 	committed pglogrepl.LSN
 	// oldestCommit is the commit time of the oldest transaction in pending.
 	oldestCommit time.Time
+	// pendingSince is when the oldest unflushed change arrived.
+	pendingSince time.Time
 	inTx         bool
 	pending      []authz.Update
 	// transactions counts transactions received, for the progress log.
 	transactions int64
+}
+
+// unflushed reports whether anything received is not yet written and
+// confirmed.
+func (ss *streamState) unflushed() bool {
+	return len(ss.pending) > 0 || ss.committed > ss.confirmed
+}
+
+// markUnflushed starts the flush clock when the first unflushed change
+// arrives.
+func (ss *streamState) markUnflushed() {
+	if !ss.unflushed() {
+		ss.pendingSince = time.Now()
+	}
 }
 
 // stream follows the slot from start (zero: the slot's own position) until
@@ -64,19 +80,25 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 			progress.maybeLog(now, ss)
 			nextStatus = time.Now().Add(s.cfg.StatusInterval)
 		}
+		// Changes wait at most FlushDelay from the first one pending, so a
+		// steady stream is written in batches rather than a write per
+		// transaction, and a lone change is not held back.
 		deadline := nextStatus
-		if len(ss.pending) > 0 && !ss.inTx {
-			deadline = time.Now().Add(s.cfg.FlushDelay)
+		if ss.unflushed() && !ss.inTx {
+			flushAt := ss.pendingSince.Add(s.cfg.FlushDelay)
+			if !time.Now().Before(flushAt) {
+				if err := s.flush(ctx, st, ss); err != nil {
+					return err
+				}
+				continue
+			}
+			deadline = flushAt
 		}
 		recvCtx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := repl.ReceiveMessage(recvCtx)
 		cancel()
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
-				// Quiet for a moment: write what has been batched.
-				if err := s.flush(ctx, st, ss); err != nil {
-					return err
-				}
 				continue
 			}
 			return fmt.Errorf("sync: receive: %w: %w", authz.ErrUnavailable, err)
@@ -108,6 +130,12 @@ func (s *Syncer) housekeeping(ctx context.Context, st pgState, lock *activeLock,
 	if err := lock.alive(ctx); err != nil {
 		return err
 	}
+	if time.Since(s.lastPrune) > checkpointPruneEvery {
+		if err := st.pruneCheckpoints(ctx); err != nil {
+			return err
+		}
+		s.lastPrune = time.Now()
+	}
 	if scheduled {
 		if _, err := st.requestReconcile(ctx, "schedule"); err != nil {
 			return err
@@ -138,13 +166,11 @@ func (s *Syncer) handle(ctx context.Context, st pgState, ss *streamState, msg pg
 			if err != nil {
 				return false, fmt.Errorf("sync: keepalive: %w", err)
 			}
-			if err := s.flush(ctx, st, ss); err != nil {
-				return false, err
-			}
 			// Between transactions with nothing pending, every change up to
 			// the server's WAL end has been applied: confirming it keeps an
-			// idle slot from pinning WAL.
-			if !ss.inTx && ka.ServerWALEnd > ss.confirmed {
+			// idle slot from pinning WAL. Pending changes are left to their
+			// flush deadline: flushing at every keepalive halved the batches.
+			if !ss.inTx && !ss.unflushed() && ka.ServerWALEnd > ss.confirmed {
 				ss.confirmed, ss.committed = ka.ServerWALEnd, ka.ServerWALEnd
 			}
 			return ka.ReplyRequested, nil
@@ -188,6 +214,7 @@ func (s *Syncer) handleLogical(ctx context.Context, st pgState, ss *streamState,
 		return s.truncate(ctx, ss, m.RelationIDs)
 	case *pglogrepl.CommitMessage:
 		ss.inTx = false
+		ss.markUnflushed()
 		ss.committed = m.TransactionEndLSN
 		ss.transactions++
 		s.metrics.transactions.Inc()
@@ -208,6 +235,9 @@ func (s *Syncer) queue(ctx context.Context, ss *streamState, relID uint32, oldTu
 	}
 	updates, skipped := change(rel.RelationName, decodeTuple(rel, oldTuple), decodeTuple(rel, newTuple))
 	s.skip(ctx, skipped, ss.committed)
+	if len(updates) > 0 {
+		ss.markUnflushed()
+	}
 	ss.pending = append(ss.pending, updates...)
 	if len(ss.pending) >= 2*maxBatch {
 		if err := s.apply(ctx, ss.pending); err != nil {

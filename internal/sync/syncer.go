@@ -125,7 +125,12 @@ type Syncer struct {
 	mu    stdsync.Mutex
 	token string
 	state pgState
+	// lastPrune is when the active sync last pruned old checkpoints.
+	lastPrune time.Time
 }
+
+// checkpointPruneEvery spaces out checkpoint pruning.
+const checkpointPruneEvery = time.Minute
 
 // New prepares a Syncer.
 func New(cfg Config, target Target) (*Syncer, error) {

@@ -248,7 +248,12 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 	r.stop()
 
 	t.Run("slot dropped", func(t *testing.T) {
-		e.exec(`SELECT pg_drop_replication_slot('test_slot')`)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// Waits for the stopped sync's reader to leave the slot first.
+		if err := testutil.DropReplicationSlots(ctx, e.dbURL); err != nil {
+			t.Fatal(err)
+		}
 		e.exec(`DELETE FROM company_memberships WHERE company_id = 'c3'`)
 		r := e.start(e.config(), e.target)
 		e.waitReady(r)

@@ -18,17 +18,27 @@ import (
 
 const connectTimeout = 10 * time.Second
 
-// connectReplication opens a logical replication connection.
-func connectReplication(ctx context.Context, databaseURL string) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig(databaseURL)
+// connConfig parses the database URL and bounds connecting when the URL
+// does not, for every single connection the sync opens.
+func connConfig(databaseURL string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w: database url: %w", authz.ErrInvalid, err)
 	}
-	cfg.RuntimeParams["replication"] = "database"
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = connectTimeout
 	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	return cfg, nil
+}
+
+// connectReplication opens a logical replication connection.
+func connectReplication(ctx context.Context, databaseURL string) (*pgconn.PgConn, error) {
+	cfg, err := connConfig(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, &cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("sync: replication connection: %w: %w", authz.ErrUnavailable, err)
 	}
@@ -118,7 +128,11 @@ var snapshotQueries = []struct{ table, sql string }{
 // otherwise relationships are touched in batches, which is idempotent.
 // imported says which path was taken.
 func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (rows int64, imported bool, err error) {
-	conn, err := pgx.Connect(ctx, s.cfg.DatabaseURL)
+	cfg, err := connConfig(s.cfg.DatabaseURL)
+	if err != nil {
+		return 0, false, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return 0, false, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
 	}

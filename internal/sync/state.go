@@ -62,12 +62,9 @@ func acquireLock(ctx context.Context, databaseURL, slot string, interval time.Du
 // tryLock takes the active lock if it is free; nil means another sync holds
 // it.
 func tryLock(ctx context.Context, databaseURL, slot string) (*activeLock, error) {
-	cfg, err := pgx.ParseConfig(databaseURL)
+	cfg, err := connConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("sync: %w: database url: %w", authz.ErrInvalid, err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = connectTimeout
+		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

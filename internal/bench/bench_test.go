@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -14,10 +15,16 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	authzed "github.com/authzed/authzed-go/v1"
+	"github.com/authzed/grpcutil"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
 
 // config is what a run measures; every field reads an environment
@@ -174,6 +181,7 @@ func benchSize(ctx context.Context, b *testing.B, c *cluster, cfg config, rows i
 	if largest {
 		b.Run("stream-catch-up", func(b *testing.B) { benchCatchUp(ctx, b, c, app, &res, cfg.syncCommit) })
 		b.Run("spicedb-write-before", func(b *testing.B) { benchWriteLatency(ctx, b, c, app, &res) })
+		b.Run("spicedb-write-shapes", func(b *testing.B) { benchWriteShapes(ctx, b, c, app, &res) })
 		for _, rate := range cfg.lagRates {
 			b.Run(fmt.Sprintf("stream-lag-rate=%d", rate), func(b *testing.B) { benchLag(ctx, b, c, app, &res, rate, cfg.lagFor, cfg.syncCommit) })
 		}
@@ -381,6 +389,9 @@ func benchBackfill(ctx context.Context, b *testing.B, c *cluster, app *appDB, re
 		ev.reconcile.Round(time.Millisecond), ev.reconciled, ev.missing, ev.extra, (ready - ev.copyElapsed - ev.reconcile).Round(time.Millisecond),
 		mib(syncHWM), mib(sdbHWM), m.usage(before, after))
 	b.Logf("WAL written on the server during the backfill: %.0f MiB; %s", mib(int64(walEnd-walStart)), sdb.tupleStats(ctx))
+	if err := sdb.analyze(ctx, b); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // walPosition is the server's current WAL insert position.
@@ -457,6 +468,9 @@ func ensureSync(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *
 		b.Fatal(err)
 	}
 	res.ready = true
+	if err := res.sdb.analyze(ctx, b); err != nil {
+		b.Fatal(err)
+	}
 	return res.sync
 }
 
@@ -646,6 +660,9 @@ func benchLag(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *si
 	rng := rand.New(rand.NewPCG(3, 4))
 	pace := time.NewTimer(0)
 	defer pace.Stop()
+	if err := c.resetStatementStats(ctx); err != nil {
+		b.Fatal(err)
+	}
 	before := m.sample()
 	b.StartTimer()
 	began := time.Now()
@@ -702,6 +719,11 @@ func benchLag(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *si
 		percentile(lags, 99).Round(time.Millisecond/10), lags[len(lags)-1].Round(time.Millisecond/10),
 		firstLag.Round(time.Millisecond/10), lastLag.Round(time.Millisecond/10), batchStats(mBefore, mAfter), m.usage(before, after))
 	b.Logf("spicedb after the lag run: %s", res.sdb.tupleStats(ctx))
+	profile, err := c.statementProfile(ctx, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("statements that took PostgreSQL's time during the lag run:%s", profile)
 }
 
 // lagsOf matches every sample with the first checkpoint past its position
@@ -782,4 +804,96 @@ func benchWriteLatency(ctx context.Context, b *testing.B, c *cluster, app *appDB
 	report(b, "WriteRelationships of 2 updates on the synced SpiceDB, %d in a row: p50 %v, p99 %v, max %v; %s",
 		writeProbes, percentile(lat, 50).Round(time.Millisecond/10), percentile(lat, 99).Round(time.Millisecond/10),
 		lat[len(lat)-1].Round(time.Millisecond/10), res.sdb.tupleStats(ctx))
+}
+
+// writeShapeUpdates is how many updates each write shape sends in all.
+const writeShapeUpdates = 8000
+
+// benchWriteShapes times the stream's kind of write (each change a DELETE of
+// a member's relationship and a TOUCH of it under another role) on the
+// synced SpiceDB in requests of several sizes, one at a time and
+// concurrently: how the sync should cut a backlog into requests. Every
+// timed write is undone, untimed, so SpiceDB ends as it began.
+func benchWriteShapes(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *sizeResult) {
+	once(b)
+	b.StopTimer()
+	ensureSync(ctx, b, c, app, res)
+	var members []authz.Relationship
+	for _, rel := range app.rels {
+		if rel.SubjectType == authz.TypeUser {
+			members = append(members, rel)
+		}
+	}
+	// Straight to SpiceDB: the client tenantgate uses cuts requests down.
+	raw, err := authzed.NewClient(res.sdb.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(res.sdb.Token()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, shape := range []struct{ size, concurrent int }{
+		{1000, 1}, {500, 1}, {200, 1}, {100, 1}, {50, 1}, {20, 1}, {100, 2}, {100, 4}, {50, 4},
+	} {
+		picked := rng.Perm(len(members))[:writeShapeUpdates/2]
+		forward, backward := make([]authz.Update, 0, writeShapeUpdates), make([]authz.Update, 0, writeShapeUpdates)
+		for _, i := range picked {
+			old := members[i]
+			moved := old
+			moved.Relation = string(authz.RoleViewer)
+			if old.Relation == string(authz.RoleViewer) {
+				moved.Relation = string(authz.RoleEditor)
+			}
+			forward = append(forward, authz.Update{Op: authz.OpDelete, Rel: old}, authz.Update{Op: authz.OpTouch, Rel: moved})
+			backward = append(backward, authz.Update{Op: authz.OpDelete, Rel: moved}, authz.Update{Op: authz.OpTouch, Rel: old})
+		}
+		requests := slices.Collect(slices.Chunk(forward, shape.size))
+		lat := make([]time.Duration, len(requests))
+		var next atomic.Int64
+		var wg stdsync.WaitGroup
+		errs := make([]error, shape.concurrent)
+		b.StartTimer()
+		began := time.Now()
+		for w := range shape.concurrent {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(len(requests)) && errs[w] == nil; i = next.Add(1) - 1 {
+					t := time.Now()
+					_, errs[w] = raw.WriteRelationships(ctx, writeRequest(requests[i]))
+					lat[i] = time.Since(t)
+				}
+			})
+		}
+		wg.Wait()
+		took := time.Since(began)
+		b.StopTimer()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+		for req := range slices.Chunk(backward, spicedb.MaxUpdatesPerWrite) {
+			if _, err := res.sdb.client.Write(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		slices.Sort(lat)
+		b.Logf("write shape: %d updates in requests of %d, %d at a time: %.0f updates/s; per request p50 %v, p99 %v",
+			len(forward), shape.size, shape.concurrent, float64(len(forward))/took.Seconds(),
+			percentile(lat, 50).Round(time.Millisecond/10), percentile(lat, 99).Round(time.Millisecond/10))
+	}
+	report(b, "write shapes done")
+}
+
+// writeRequest is the WriteRelationships request of updates, as is.
+func writeRequest(updates []authz.Update) *v1.WriteRelationshipsRequest {
+	req := &v1.WriteRelationshipsRequest{}
+	for _, u := range updates {
+		op := v1.RelationshipUpdate_OPERATION_TOUCH
+		if u.Op == authz.OpDelete {
+			op = v1.RelationshipUpdate_OPERATION_DELETE
+		}
+		req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op, Relationship: &v1.Relationship{
+			Resource: &v1.ObjectReference{ObjectType: authz.TypeCompany, ObjectId: spicedb.EncodeID(u.Rel.Resource)},
+			Relation: u.Rel.Relation,
+			Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: u.Rel.SubjectType, ObjectId: spicedb.EncodeID(u.Rel.SubjectID)}},
+		}})
+	}
+	return req
 }

@@ -46,6 +46,9 @@ func startCluster(ctx context.Context, b *testing.B) *cluster {
 	if _, err := testutil.BuildSpiceDB(ctx); err != nil {
 		b.Fatal(err)
 	}
+	if err := enableStatementStats(ctx, pg); err != nil {
+		b.Fatal(err)
+	}
 	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
 	if err != nil {
 		b.Fatal(err)
@@ -482,4 +485,95 @@ func (s *spiceDB) tupleStats(ctx context.Context) string {
 	}
 	return fmt.Sprintf("relation_tuple (statistics, which lag by a second or so): %d live, %d dead rows, %d sequential scans (%d rows read), %d index scans, %s",
 		live, dead, seqScans, seqRead, idxScans, when)
+}
+
+// analyze refreshes the planner statistics of SpiceDB's relationship table,
+// as an operator does after a bulk import (docs/operations.md): until
+// autovacuum gets to it, PostgreSQL plans SpiceDB's deletes as if the table
+// were empty and scans all of it for every write request.
+func (s *spiceDB) analyze(ctx context.Context, b *testing.B) error {
+	conn, err := pgx.Connect(ctx, s.datastoreURL)
+	if err != nil {
+		return fmt.Errorf("analyze relation_tuple: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	began := time.Now()
+	if _, err := conn.Exec(ctx, `ANALYZE relation_tuple`); err != nil {
+		return fmt.Errorf("analyze relation_tuple: %w", err)
+	}
+	b.Logf("ANALYZE relation_tuple on SpiceDB's datastore took %v", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// enableStatementStats loads pg_stat_statements, with planning time, so a
+// stream measurement can say which statements PostgreSQL spent its time on.
+func enableStatementStats(ctx context.Context, pg *testutil.Postgres) error {
+	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	_, err = conn.Exec(ctx, `ALTER SYSTEM SET shared_preload_libraries = pg_stat_statements`)
+	conn.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	if err := pg.Restart(ctx); err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	conn, err = pgx.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	defer conn.Close(ctx)
+	// The library's settings exist only once it is loaded.
+	for _, q := range []string{
+		`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`,
+		`ALTER SYSTEM SET pg_stat_statements.track_planning = on`,
+		`SELECT pg_reload_conf()`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("statement stats: %w", err)
+		}
+	}
+	return nil
+}
+
+// resetStatementStats starts a new statement profile.
+func (c *cluster) resetStatementStats(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.pg.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		return fmt.Errorf("statement stats: %w", err)
+	}
+	return nil
+}
+
+// statementProfile lists the statements that took the most server time
+// (planning plus execution) since the last reset, across all databases.
+func (c *cluster) statementProfile(ctx context.Context, top int) (string, error) {
+	conn, err := pgx.Connect(ctx, c.pg.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("statement stats: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT d.datname, s.calls, s.total_plan_time, s.total_exec_time, s.rows, left(regexp_replace(s.query, '\s+', ' ', 'g'), 160)
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+		ORDER BY s.total_plan_time + s.total_exec_time DESC LIMIT $1`, top)
+	if err != nil {
+		return "", fmt.Errorf("statement stats: %w", err)
+	}
+	var out strings.Builder
+	for rows.Next() {
+		var db, query string
+		var calls, nrows int64
+		var plan, exec float64
+		if err := rows.Scan(&db, &calls, &plan, &exec, &nrows, &query); err != nil {
+			return "", fmt.Errorf("statement stats: %w", err)
+		}
+		fmt.Fprintf(&out, "\n  %s: %d calls, plan %.0f ms, exec %.0f ms (%.2f ms/call), %d rows: %s", db, calls, plan, exec, (plan+exec)/float64(max(calls, 1)), nrows, query)
+	}
+	return out.String(), rows.Err()
 }

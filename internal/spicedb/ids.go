@@ -11,10 +11,10 @@ import (
 // with it can only be an encoded one and the mapping stays reversible.
 const encodedPrefix = "="
 
-// encodeID maps any tenantgate ID onto SpiceDB's object ID alphabet
+// EncodeID maps any tenantgate ID onto SpiceDB's object ID alphabet
 // [a-zA-Z0-9/_|\-=+]. IDs already made of safe characters pass through
 // unchanged so that relationships stay readable in SpiceDB tooling.
-func encodeID(id string) string {
+func EncodeID(id string) string {
 	if id != "" && strings.IndexFunc(id, needsEncoding) < 0 {
 		return id
 	}
@@ -31,7 +31,7 @@ func needsEncoding(r rune) bool {
 	return true
 }
 
-// decodeID reverses encodeID.
+// decodeID reverses EncodeID.
 func decodeID(objectID string) (string, error) {
 	rest, ok := strings.CutPrefix(objectID, encodedPrefix)
 	if !ok {

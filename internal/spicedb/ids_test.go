@@ -27,12 +27,12 @@ func TestEncodeIDRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			enc := encodeID(tt.id)
+			enc := EncodeID(tt.id)
 			if !validObjectID(enc) {
-				t.Fatalf("encodeID(%q) = %q, outside SpiceDB's alphabet", tt.id, enc)
+				t.Fatalf("EncodeID(%q) = %q, outside SpiceDB's alphabet", tt.id, enc)
 			}
 			if got := enc == tt.id; got != tt.passThrough {
-				t.Errorf("encodeID(%q) = %q, pass-through %v, want %v", tt.id, enc, got, tt.passThrough)
+				t.Errorf("EncodeID(%q) = %q, pass-through %v, want %v", tt.id, enc, got, tt.passThrough)
 			}
 			dec, err := decodeID(enc)
 			if err != nil {
@@ -53,9 +53,9 @@ func FuzzEncodeID(f *testing.F) {
 		if id == "" || len(id) > 700 {
 			return
 		}
-		enc := encodeID(id)
+		enc := EncodeID(id)
 		if !validObjectID(enc) {
-			t.Fatalf("encodeID(%q) = %q, outside SpiceDB's alphabet", id, enc)
+			t.Fatalf("EncodeID(%q) = %q, outside SpiceDB's alphabet", id, enc)
 		}
 		dec, err := decodeID(enc)
 		if err != nil || dec != id {

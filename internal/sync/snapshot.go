@@ -159,6 +159,8 @@ func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (rows in
 		var n uint64
 		if n, err = s.target.Import(ctx, rels); err == nil {
 			s.metrics.updates.WithLabelValues("import").Add(float64(n))
+			s.cfg.Logger.Info("sync: imported into an empty SpiceDB; if its datastore is PostgreSQL, run ANALYZE relation_tuple there now: until autovacuum does, every relationship delete scans the whole table (docs/operations.md)",
+				"relationships", n)
 		}
 	} else {
 		err = s.touchAll(ctx, rels)

@@ -31,6 +31,7 @@ type Config struct {
 	ReconcileInterval time.Duration `flag:"reconcile-interval" usage:"how often a running persistent sync compares all of SpiceDB with Postgres and repairs drift (0 disables)"`
 	Reconcile         bool          `flag:"reconcile" usage:"sync only: run one reconcile, print what it repaired, and exit"`
 	SyncPollInterval  time.Duration `flag:"sync-poll-interval" usage:"serve with a remote SpiceDB: how often to read the sync's newest checkpoint; reads are at least as fresh as it"`
+	ConsistencyWait   time.Duration `flag:"consistency-wait" usage:"serve: how long a read whose consistency token is a Postgres LSN waits for the sync to apply it before answering 503 (shorter than the 10s request timeout)"`
 
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
@@ -57,6 +58,7 @@ func Default() Config {
 		SyncSlot:          "tenantgate",
 		ReconcileInterval: 6 * time.Hour,
 		SyncPollInterval:  100 * time.Millisecond,
+		ConsistencyWait:   5 * time.Second,
 		HTTPAddr:          ":8080",
 		MetricsAddr:       ":9090",
 		SubjectClaim:      "sub",
@@ -119,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.SyncPollInterval <= 0 {
 		errs = append(errs, errors.New("--sync-poll-interval must be positive"))
+	}
+	if c.ConsistencyWait <= 0 {
+		errs = append(errs, errors.New("--consistency-wait must be positive"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))

@@ -36,6 +36,8 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{"flag beats env", []string{"--http-addr=:1"}, map[string]string{"TENANTGATE_HTTP_ADDR": ":2"}, func(c Config) bool { return c.HTTPAddr == ":1" }},
 		{"bool env", nil, map[string]string{"TENANTGATE_SPICEDB_INSECURE": "true"}, func(c Config) bool { return c.SpiceDBInsecure }},
 		{"duration env", nil, map[string]string{"TENANTGATE_SHUTDOWN_TIMEOUT": "3s"}, func(c Config) bool { return c.ShutdownTimeout == 3*time.Second }},
+		{"consistency wait default", nil, nil, func(c Config) bool { return c.ConsistencyWait == 5*time.Second }},
+		{"consistency wait env", nil, map[string]string{"TENANTGATE_CONSISTENCY_WAIT": "750ms"}, func(c Config) bool { return c.ConsistencyWait == 750*time.Millisecond }},
 		{"DATABASE_URL fallback", nil, map[string]string{"DATABASE_URL": "postgres://x/y"}, func(c Config) bool { return c.DatabaseURL == "postgres://x/y" }},
 		{"own env beats DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://x/y", "TENANTGATE_DATABASE_URL": "postgres://a/b"}, func(c Config) bool { return c.DatabaseURL == "postgres://a/b" }},
 	}
@@ -97,6 +99,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.LogLevel = "loud" },
 		func(c *Config) { c.LogFormat = "xml" },
 		func(c *Config) { c.ShutdownTimeout = 0 },
+		func(c *Config) { c.ConsistencyWait = 0 },
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)

@@ -2,11 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/store"
+	membersync "github.com/tenantgate/tenantgate/internal/sync"
 )
 
 // syncFollower tracks the progress of a sync running in another process
@@ -55,4 +61,57 @@ func (f *syncFollower) token() string {
 func (f *syncFollower) ready() bool {
 	p := f.progress.Load()
 	return p != nil && p.SnapshotDone
+}
+
+// appliedPollInterval is how often a remote gateway reads whether the sync
+// has applied a position a read waits for. The sync reports a new position
+// to its slot at once, so this is most of the wait; each poll is two short
+// queries, made only while a read waits.
+const appliedPollInterval = 15 * time.Millisecond
+
+// slotFreshness serves LSN consistency tokens when the sync runs in another
+// process: it polls the sync's slot and checkpoints until they cover the
+// position.
+type slotFreshness struct {
+	store *store.Store
+	slot  string
+	every time.Duration
+}
+
+// AwaitLSN implements gateway.Freshness.
+func (f slotFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
+	ticker := time.NewTicker(f.every)
+	defer ticker.Stop()
+	for {
+		covered, token, err := f.store.AppliedThrough(ctx, f.slot, lsn)
+		switch {
+		case err == nil && covered:
+			return token, nil
+		case errors.Is(err, authz.ErrInvalid):
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return "", fmt.Errorf("%w: sync has not applied lsn %s yet: %w", authz.ErrUnavailable, lsn, err)
+			}
+			return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, lsn)
+		case <-ticker.C:
+		}
+	}
+}
+
+// syncerFreshness serves LSN consistency tokens from the sync running in
+// this process (embedded SpiceDB), which wakes its waiters as it advances.
+type syncerFreshness struct {
+	syncer *membersync.Syncer
+}
+
+// AwaitLSN implements gateway.Freshness.
+func (f syncerFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
+	pos, err := pglogrepl.ParseLSN(lsn)
+	if err != nil {
+		return "", fmt.Errorf("%w: consistency token %q: %w", authz.ErrInvalid, lsn, err)
+	}
+	return f.syncer.AwaitApplied(ctx, pos)
 }

@@ -55,6 +55,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
 
 	var ready func() bool
+	// Reads carrying a write's WAL position wait for the sync to apply it.
+	var freshness gateway.Freshness
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
 		// on a temporary slot; a Postgres datastore keeps a persistent one.
@@ -63,9 +65,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return err
 		}
 		ready = syncer.Ready
+		freshness = syncerFreshness{syncer: syncer}
 		go runSync(ctx, syncer, logger)
 	} else {
 		ready = follower.ready
+		freshness = slotFreshness{store: st, slot: cfg.SyncSlot, every: appliedPollInterval}
 		go follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
 	}
 
@@ -77,8 +81,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken}, gateway.Deps{
-		Authn: verifier, Authz: sdb, Companies: st, Ready: ready, Logger: logger, Registry: reg,
+	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait}, gateway.Deps{
+		Authn: verifier, Authz: sdb, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
+		Freshness: freshness,
 	})
 	if err != nil {
 		return err

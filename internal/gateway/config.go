@@ -23,6 +23,13 @@ type Config struct {
 	// RequestTimeout is the deadline of the backend calls made for one
 	// request (default 10s).
 	RequestTimeout time.Duration
+	// ConsistencyWait bounds how long a read that carries a Postgres LSN as
+	// its consistency token waits for the sync to apply that position
+	// (default 5s, or half of a shorter RequestTimeout); past it the read
+	// fails with 503 and Retry-After. It must be shorter than
+	// RequestTimeout, whose deadline it runs under, so the backend calls
+	// after the wait have time left.
+	ConsistencyWait time.Duration
 }
 
 const (
@@ -31,6 +38,7 @@ const (
 	defaultDefaultPageSize = 100
 	defaultMaxPageSize     = 1000
 	defaultRequestTimeout  = 10 * time.Second
+	defaultConsistencyWait = 5 * time.Second
 
 	// maxBulkChecksLimit is SpiceDB's CheckBulkPermissions item limit; one
 	// bulk request becomes one SpiceDB call.
@@ -58,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaultRequestTimeout
+	}
+	if c.ConsistencyWait == 0 {
+		c.ConsistencyWait = min(defaultConsistencyWait, c.RequestTimeout/2)
 	}
 	return c
 }
@@ -92,6 +103,12 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("request timeout: %v is negative", c.RequestTimeout))
+	}
+	switch {
+	case c.ConsistencyWait <= 0:
+		errs = append(errs, fmt.Errorf("consistency wait: %v is not positive", c.ConsistencyWait))
+	case c.ConsistencyWait >= c.RequestTimeout:
+		errs = append(errs, fmt.Errorf("consistency wait: %v must be shorter than the request timeout %v", c.ConsistencyWait, c.RequestTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -40,12 +40,29 @@ type CompanyReader interface {
 	CompaniesByIDs(ctx context.Context, ids []string) ([]authz.Company, error)
 }
 
+// Freshness turns a Postgres WAL position into a ZedToken: it returns once
+// the sync has applied every transaction that ended at or before lsn (text
+// form, "0/16B3748"), with a token a read must be at least as fresh as to
+// reflect them. It waits until ctx ends at most; any error means "not known
+// to be applied", and the read fails with 503.
+type Freshness interface {
+	AwaitLSN(ctx context.Context, lsn string) (zedToken string, err error)
+}
+
 // Deps are the collaborators of a Gateway; Authn, Authz and Companies are
 // required.
 type Deps struct {
 	Authn     Authenticator
 	Authz     Authorizer
 	Companies CompanyReader
+	// Freshness serves reads whose consistency token is a Postgres LSN (the
+	// token of a write). nil means there is no sync to wait for: such reads
+	// answer 503, since nothing could tell whether the write is reflected.
+	Freshness Freshness
+	// Manager and Users serve the management routes, which exist only
+	// when Manager is set; Users is then required too.
+	Manager Manager
+	Users   UserLookup
 	// Ready reports whether the backends can answer (for /readyz); nil
 	// means always ready.
 	Ready func() bool
@@ -62,12 +79,18 @@ type Gateway struct {
 	cfg     Config
 	authn   Authenticator
 	svc     *service
+	manager Manager
+	users   UserLookup
 	ready   func() bool
 	log     *slog.Logger
 	metrics *metrics
 	// serviceTokenHash is set only when a service token is configured.
 	serviceTokenHash *[sha256.Size]byte
 	handler          http.Handler
+
+	// freshness turns LSN consistency tokens into ZedTokens (nil: none can
+	// be honoured).
+	freshness Freshness
 }
 
 // New checks cfg and deps and builds the routes.
@@ -79,12 +102,18 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Authn == nil || deps.Authz == nil || deps.Companies == nil {
 		return nil, errors.New("gateway: Authn, Authz and Companies are required")
 	}
-	g := &Gateway{
-		cfg:   cfg,
-		authn: deps.Authn,
-		ready: deps.Ready,
-		log:   deps.Logger,
+	if deps.Manager != nil && deps.Users == nil {
+		return nil, errors.New("gateway: Users is required with Manager")
 	}
+	g := &Gateway{
+		cfg:     cfg,
+		authn:   deps.Authn,
+		ready:   deps.Ready,
+		log:     deps.Logger,
+		manager: deps.Manager,
+		users:   deps.Users,
+	}
+	g.freshness = deps.Freshness
 	if g.ready == nil {
 		g.ready = func() bool { return true }
 	}
@@ -141,6 +170,14 @@ func (g *Gateway) routes(reg *prometheus.Registry) http.Handler {
 	mux.Handle("POST /v1/check/bulk", g.api(usersAndService, g.handleCheckBulk))
 	mux.Handle("GET /v1/companies", g.api(usersOnly, g.handleListCompanies))
 	mux.Handle("GET /v1/companies/{id}/permissions", g.api(usersOnly, g.handlePermissions))
+	if g.manager != nil {
+		mux.Handle("POST /v1/companies", g.api(usersOnly, g.handleCreateCompany))
+		mux.Handle("PATCH /v1/companies/{id}", g.api(usersOnly, g.handlePatchCompany))
+		mux.Handle("GET /v1/companies/{id}/members", g.api(usersOnly, g.handleListMembers))
+		mux.Handle("PUT /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handlePutMember))
+		mux.Handle("DELETE /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handleDeleteMember))
+		mux.Handle("GET /v1/companies/{id}/audit", g.api(usersOnly, g.handleAudit))
+	}
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.HandleFunc("GET /readyz", g.handleReadyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{

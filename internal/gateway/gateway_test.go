@@ -709,7 +709,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	rec := e.do("GET", "/openapi.yaml", "", as(""))
 	wantStatus(t, rec, http.StatusOK)
 	doc := rec.Body.String()
-	for _, path := range []string{"/v1/check", "/v1/check/bulk", "/v1/companies", "/v1/companies/{id}/permissions", "/healthz", "/readyz", "/metrics", "/openapi.yaml"} {
+	for _, path := range []string{"/v1/check", "/v1/check/bulk", "/v1/companies", "/v1/companies/{id}", "/v1/companies/{id}/members", "/v1/companies/{id}/members/{user}", "/v1/companies/{id}/audit", "/v1/companies/{id}/permissions", "/healthz", "/readyz", "/metrics", "/openapi.yaml"} {
 		if !strings.Contains(doc, "\n  "+path+":\n") {
 			t.Errorf("openapi.yaml lacks path %s", path)
 		}

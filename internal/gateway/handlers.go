@@ -3,36 +3,9 @@ package gateway
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
-
-const (
-	consistencyHeader = "Consistency-Token"
-	// maxConsistencyTokenBytes is far above a ZedToken's size; anything
-	// longer is not a token this service issued.
-	maxConsistencyTokenBytes = 1024
-)
-
-// consistency takes the token from the body or the Consistency-Token
-// header; both may be given only if they agree, because silently preferring
-// one could read older data than the caller asked for.
-func consistency(h http.Header, fromBody string) (authz.Consistency, error) {
-	token := fromBody
-	fromHeader := h.Get(consistencyHeader)
-	switch {
-	case token == "":
-		token = fromHeader
-	case fromHeader != "" && fromHeader != token:
-		return authz.Consistency{}, fmt.Errorf("%w: consistency token in header and body differ", authz.ErrInvalid)
-	}
-	if len(token) > maxConsistencyTokenBytes {
-		return authz.Consistency{}, fmt.Errorf("%w: consistency token longer than %d bytes", authz.ErrInvalid, maxConsistencyTokenBytes)
-	}
-	return authz.Consistency{AtLeastAsFresh: token}, nil
-}
 
 // checkItem is one question of a check: a permission on a company.
 type checkItem struct {
@@ -81,7 +54,7 @@ func (g *Gateway) handleCheck(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return nil, err
 	}
-	cons, err := consistency(r.Header, body.ConsistencyToken)
+	cons, err := g.consistency(r.Context(), r.Header, body.ConsistencyToken)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +100,7 @@ func (g *Gateway) handleCheckBulk(w http.ResponseWriter, r *http.Request, c call
 			return nil, fmt.Errorf("checks[%d]: %w", i, err)
 		}
 	}
-	cons, err := consistency(r.Header, body.ConsistencyToken)
+	cons, err := g.consistency(r.Context(), r.Header, body.ConsistencyToken)
 	if err != nil {
 		return nil, err
 	}
@@ -164,17 +137,9 @@ type listQuery struct {
 // decoder refuses unknown fields. An empty value counts as absent, so that
 // clients may build the query from empty variables.
 func (g *Gateway) parseListQuery(raw string) (listQuery, error) {
-	q, err := url.ParseQuery(raw)
+	q, err := onlyParams(raw, "permission", "limit", "cursor")
 	if err != nil {
-		return listQuery{}, fmt.Errorf("%w: malformed query string", authz.ErrInvalid)
-	}
-	for name, values := range q {
-		switch {
-		case name != "permission" && name != "limit" && name != "cursor":
-			return listQuery{}, fmt.Errorf("%w: unknown query parameter %q", authz.ErrInvalid, name)
-		case len(values) > 1:
-			return listQuery{}, fmt.Errorf("%w: query parameter %q given more than once", authz.ErrInvalid, name)
-		}
+		return listQuery{}, err
 	}
 	lq := listQuery{permission: authz.PermRead, limit: g.cfg.DefaultPageSize}
 	if v := q.Get("permission"); v != "" {
@@ -182,12 +147,8 @@ func (g *Gateway) parseListQuery(raw string) (listQuery, error) {
 			return listQuery{}, fmt.Errorf("permission: %w", err)
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > g.cfg.MaxPageSize {
-			return listQuery{}, fmt.Errorf("%w: limit must be an integer from 1 to %d", authz.ErrInvalid, g.cfg.MaxPageSize)
-		}
-		lq.limit = n
+	if lq.limit, err = g.pageLimit(q); err != nil {
+		return listQuery{}, err
 	}
 	if v := q.Get("cursor"); v != "" {
 		if lq.cursor, err = decodeCursor(v, lq.permission); err != nil {
@@ -202,7 +163,7 @@ func (g *Gateway) handleListCompanies(_ http.ResponseWriter, r *http.Request, c 
 	if err != nil {
 		return nil, err
 	}
-	cons, err := consistency(r.Header, "")
+	cons, err := g.consistency(r.Context(), r.Header, "")
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +196,7 @@ func (g *Gateway) handlePermissions(_ http.ResponseWriter, r *http.Request, c ca
 	if err := authz.ValidateCompanyID(company); err != nil {
 		return nil, err
 	}
-	cons, err := consistency(r.Header, "")
+	cons, err := g.consistency(r.Context(), r.Header, "")
 	if err != nil {
 		return nil, err
 	}

@@ -147,11 +147,16 @@ func (g *Gateway) api(who audience, h apiHandler) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		resp, err := g.serveAPI(w, r, who, h)
-		if err != nil {
+		switch rp, ok := resp.(reply); {
+		case err != nil:
 			g.problem(w, r, err)
-			return
+		case ok && rp.body == nil:
+			w.WriteHeader(rp.status)
+		case ok:
+			writeDocument(w, rp.status, jsonContentType, rp.body)
+		default:
+			writeDocument(w, http.StatusOK, jsonContentType, resp)
 		}
-		writeDocument(w, http.StatusOK, jsonContentType, resp)
 	})
 }
 

@@ -31,7 +31,8 @@ var statusTable = []struct {
 	{authz.ErrUnauthenticated, http.StatusUnauthorized, true},
 	{authz.ErrForbidden, http.StatusForbidden, true},
 	{authz.ErrNotFound, http.StatusNotFound, false},
-	{authz.ErrConflict, http.StatusConflict, false},
+	// Conflicts are the rules' own words (last owner, cycle, depth).
+	{authz.ErrConflict, http.StatusConflict, true},
 	{authz.ErrUnavailable, http.StatusServiceUnavailable, false},
 }
 

@@ -217,6 +217,47 @@ func (c *Client) LookupCompanies(ctx context.Context, user string, p authz.Permi
 	return page, "", nil
 }
 
+// LookupUsers returns, sorted, every user who holds p on company, whether
+// through a role on the company or on an ancestor. A wildcard subject (which
+// the sync never writes) is an error rather than "everybody".
+func (c *Client) LookupUsers(ctx context.Context, company string, p authz.Permission, cons authz.Consistency) ([]string, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	stream, err := c.perms.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
+		Consistency:       c.consistency(cons),
+		Resource:          companyRef(company),
+		Permission:        string(p),
+		SubjectObjectType: authz.TypeUser,
+	})
+	if err != nil {
+		return nil, translate("lookup users", err)
+	}
+	var users []string
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, translate("lookup users", err)
+		}
+		if resp.GetSubject().GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
+			continue // conditional answers are no answer: fail closed
+		}
+		raw := resp.GetSubject().GetSubjectObjectId()
+		if raw == authz.WildcardUser {
+			return nil, fmt.Errorf("spicedb: lookup users: %w: wildcard subject on %q", authz.ErrUnavailable, company)
+		}
+		id, err := decodeID(raw)
+		if err != nil {
+			return nil, fmt.Errorf("spicedb: lookup users: %w", err)
+		}
+		users = append(users, id)
+	}
+	slices.Sort(users)
+	return slices.Compact(users), nil
+}
+
 // lookupChunk streams one LookupResources call to found and reports how many
 // results it had and the cursor after the last.
 func (c *Client) lookupChunk(ctx context.Context, user string, p authz.Permission, cons *v1.Consistency, after *v1.Cursor, found func(id string)) (int, *v1.Cursor, error) {

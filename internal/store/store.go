@@ -23,6 +23,8 @@ const connectTimeout = 5 * time.Second
 // Store is a pool of connections to the application's database.
 type Store struct {
 	pool *pgxpool.Pool
+	// logger receives the audit trail of management decisions.
+	logger *slog.Logger
 }
 
 // Open connects to databaseURL and pings it, so a wrong URL or a server that
@@ -49,7 +51,7 @@ func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", translate(err))
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, logger: logger}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)

@@ -7,4 +7,10 @@
 // sends is an idempotent TOUCH or DELETE, so replaying a change is harmless,
 // and rows that cannot be mapped are skipped and counted, never allowed to
 // stop the stream.
+//
+// Read-your-writes: Syncer.AwaitApplied waits until every transaction up to
+// a WAL position (one an application read after its commit) is applied and
+// returns a ZedToken covering it. The sync confirms positions to Postgres as
+// soon as they advance, so a gateway in another process can tell the same
+// from the slot's confirmed position and the checkpoints.
 package sync

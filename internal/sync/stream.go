@@ -22,6 +22,11 @@ type streamState struct {
 	// committed is the end of the last transaction received whole; its
 	// updates may still wait in pending.
 	committed pglogrepl.LSN
+	// serverEnd is the newest WAL position a keepalive reported; the
+	// server had sent everything before it.
+	serverEnd pglogrepl.LSN
+	// reported is the position last sent to Postgres in a status update.
+	reported pglogrepl.LSN
 	// oldestCommit is the commit time of the oldest transaction in pending.
 	oldestCommit time.Time
 	// pendingSince is when the oldest unflushed change arrived.
@@ -36,6 +41,21 @@ type streamState struct {
 // confirmed.
 func (ss *streamState) unflushed() bool {
 	return len(ss.pending) > 0 || ss.committed > ss.confirmed
+}
+
+// catchUp confirms the server's WAL end once everything received before it
+// is applied: between transactions with nothing pending, the WAL up to
+// there held no change the target lacks (WAL of other tables, other
+// databases, logical messages). This is what lets a reader who passes a
+// position read after its commit (which other WAL may follow) see it
+// applied, and keeps an idle slot from pinning WAL. It writes nothing to
+// Postgres, so it cannot feed the stream it follows.
+func (ss *streamState) catchUp() bool {
+	if ss.inTx || ss.unflushed() || ss.serverEnd <= ss.confirmed {
+		return false
+	}
+	ss.confirmed, ss.committed = ss.serverEnd, ss.serverEnd
+	return true
 }
 
 // markUnflushed starts the flush clock when the first unflushed change
@@ -59,13 +79,32 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 	}
 	s.setReady(true)
 	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start}
+	// A fresh snapshot holds everything before its slot's start (zero, a
+	// resumed slot, is learnt from the first keepalive).
+	s.setApplied(start)
 	sendStatus := func() error {
-		return pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
+		if err == nil {
+			ss.reported = ss.confirmed
+		}
+		return err
 	}
 	nextStatus := time.Now()
 	nextReconcile := s.scheduleReconcile(time.Now())
 	progress := newStreamProgress(s.cfg.Logger, start)
 	for {
+		// Every advance is reported at once, not at the next status
+		// interval: Postgres answers a report that is behind what it has
+		// sent with a keepalive naming its WAL end, which catchUp confirms,
+		// and a reader waiting for a position past its own commit (remote
+		// gateways read the slot's confirmed position) is answered in a
+		// round trip instead of up to StatusInterval. A report writes no
+		// WAL, so once it is current the exchange stops.
+		if ss.confirmed > ss.reported {
+			if err := sendStatus(); err != nil {
+				return fmt.Errorf("sync: standby status: %w: %w", authz.ErrUnavailable, err)
+			}
+		}
 		now := time.Now()
 		if !now.Before(nextStatus) {
 			if err := sendStatus(); err != nil {
@@ -166,12 +205,12 @@ func (s *Syncer) handle(ctx context.Context, st pgState, ss *streamState, msg pg
 			if err != nil {
 				return false, fmt.Errorf("sync: keepalive: %w", err)
 			}
-			// Between transactions with nothing pending, every change up to
-			// the server's WAL end has been applied: confirming it keeps an
-			// idle slot from pinning WAL. Pending changes are left to their
-			// flush deadline: flushing at every keepalive halved the batches.
-			if !ss.inTx && !ss.unflushed() && ka.ServerWALEnd > ss.confirmed {
-				ss.confirmed, ss.committed = ka.ServerWALEnd, ka.ServerWALEnd
+			// Pending changes are left to their flush deadline, which
+			// catches up to this end afterwards: flushing at every keepalive
+			// halved the batches.
+			ss.serverEnd = max(ss.serverEnd, ka.ServerWALEnd)
+			if ss.catchUp() {
+				s.publishConfirmed(ss)
 			}
 			return ka.ReplyRequested, nil
 		case pglogrepl.XLogDataByteID:
@@ -270,8 +309,19 @@ func (s *Syncer) flush(ctx context.Context, st pgState, ss *streamState) error {
 		}
 	}
 	ss.confirmed = ss.committed
-	s.metrics.appliedLSN.Set(float64(ss.confirmed))
+	// A keepalive that came while changes were pending may name a later
+	// end the flush has now caught up with.
+	ss.catchUp()
+	s.publishConfirmed(ss)
 	return nil
+}
+
+// publishConfirmed publishes a new confirmed position: metrics and waiters in
+// AwaitApplied. The stream loop reports it to Postgres before it waits for
+// the next message.
+func (s *Syncer) publishConfirmed(ss *streamState) {
+	s.metrics.appliedLSN.Set(float64(ss.confirmed))
+	s.setApplied(ss.confirmed)
 }
 
 // missingOldRow fails the stream: without REPLICA IDENTITY FULL an update or

@@ -124,7 +124,13 @@ type Syncer struct {
 	ready atomic.Bool
 	mu    stdsync.Mutex
 	token string
-	state pgState
+	// applied is the position up to which every transaction is in the
+	// target; appliedWake, while someone waits in AwaitApplied, is closed
+	// and dropped when applied advances. wal reads waiters' positions.
+	applied     pglogrepl.LSN
+	appliedWake chan struct{}
+	wal         walGeometry
+	state       pgState
 	// lastPrune is when the active sync last pruned old checkpoints.
 	lastPrune time.Time
 }
@@ -204,6 +210,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 	}
 	s.state = st
+	geometry, err := st.walGeometry(ctx)
+	if err != nil {
+		return err
+	}
+	s.setWALGeometry(geometry)
 	repl, err := connectReplication(ctx, s.cfg.DatabaseURL)
 	if err != nil {
 		return err

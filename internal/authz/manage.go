@@ -1,0 +1,195 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The management rules of DESIGN.md, as pure decisions over facts the store
+// reads under locks. Keeping them here, free of SQL and HTTP, is what lets a
+// test enumerate every case against the written rules.
+
+// Strongest returns the strongest of roles; "" when there is none.
+func Strongest(roles ...Role) Role {
+	best := Role("")
+	for _, r := range roles {
+		if r != "" && (best == "" || rank(r) < rank(best)) {
+			best = r
+		}
+	}
+	return best
+}
+
+// rank orders roles, strongest first; unknown roles rank last.
+func rank(r Role) int {
+	for i, known := range Roles {
+		if r == known {
+			return i
+		}
+	}
+	return len(Roles)
+}
+
+// MemberChange is a request to set or remove Target's membership in a
+// company, with the facts that decide it.
+type MemberChange struct {
+	Actor, Target string
+	// ActorRole is the actor's strongest active role on the company, held
+	// directly or on an ancestor; "" for none.
+	ActorRole Role
+	// Current is Target's own membership in the company; nil for none.
+	Current *Membership
+	// Next is what the membership becomes; nil removes it.
+	Next *Membership
+	// Root is true for a company without a parent.
+	Root bool
+	// OtherActiveOwners counts the company's active owners besides Target.
+	OtherActiveOwners int
+}
+
+// DecideMemberChange applies the grant rules: nil means allowed. Refusals
+// wrap ErrForbidden (not the actor's to do), ErrNotFound (nothing to remove)
+// or ErrConflict (the company would lose its last owner). Permission comes
+// before existence, so a caller without rights learns nothing about the
+// company's members.
+func DecideMemberChange(c MemberChange) error {
+	self := c.Actor == c.Target
+	switch {
+	case self && c.Next != nil:
+		return fmt.Errorf("%w: nobody changes their own membership", ErrForbidden)
+	case self:
+		// Leaving needs no right.
+	case !c.ActorRole.Grants(PermManageMembers):
+		// First, so that a caller without rights cannot tell an owner
+		// from anybody else by the refusal.
+		return fmt.Errorf("%w: changing members needs manage_members", ErrForbidden)
+	case c.touchesOwner() && !c.ActorRole.Grants(PermManageOwners):
+		return fmt.Errorf("%w: granting, changing or revoking an owner needs manage_owners", ErrForbidden)
+	}
+	if c.Next == nil && c.Current == nil {
+		return fmt.Errorf("%w: no such membership", ErrNotFound)
+	}
+	if c.Root && c.removesActiveOwner() && c.OtherActiveOwners == 0 {
+		return fmt.Errorf("%w: a root company keeps at least one active owner", ErrConflict)
+	}
+	return nil
+}
+
+func (c MemberChange) touchesOwner() bool {
+	return (c.Current != nil && c.Current.Role == RoleOwner) || (c.Next != nil && c.Next.Role == RoleOwner)
+}
+
+func (c MemberChange) removesActiveOwner() bool {
+	if c.Current == nil || c.Current.Role != RoleOwner || c.Current.Status != StatusActive {
+		return false
+	}
+	return c.Next == nil || c.Next.Role != RoleOwner || c.Next.Status != StatusActive
+}
+
+// CompanyChange is a request to create a company or to rename or move one,
+// with the facts that decide it.
+type CompanyChange struct {
+	// Create is true for a new company, false for a change to one.
+	Create bool
+	// ActorRole is the actor's strongest active role on the company (for a
+	// change); ActorParentRole the same on the new parent, when there is one.
+	ActorRole, ActorParentRole Role
+	// Rename and Move say what a change does; NewParent is "" for a move to
+	// the root.
+	Rename, Move bool
+	NewParent    string
+	// HasActiveOwner is true when the company has an active owner of its
+	// own, which it needs to become a root.
+	HasActiveOwner bool
+}
+
+// DecideCompanyChange applies DESIGN.md's rules for companies: anyone may
+// create a root company (and becomes its owner); a child needs create on the
+// parent; a rename needs update; a move needs manage_owners on the company
+// and create on the new parent. Cycles and the depth bound are the store's.
+func DecideCompanyChange(c CompanyChange) error {
+	if c.Create {
+		if c.NewParent != "" && !c.ActorParentRole.Grants(PermCreate) {
+			return fmt.Errorf("%w: creating a company under a parent needs create on the parent", ErrForbidden)
+		}
+		return nil
+	}
+	// Without read the actor may not learn that the company exists.
+	if !c.ActorRole.Grants(PermRead) {
+		return fmt.Errorf("%w: not a company of yours", ErrForbidden)
+	}
+	if c.Rename && !c.ActorRole.Grants(PermUpdate) {
+		return fmt.Errorf("%w: renaming a company needs update", ErrForbidden)
+	}
+	if !c.Move {
+		return nil
+	}
+	if !c.ActorRole.Grants(PermManageOwners) {
+		return fmt.Errorf("%w: moving a company needs manage_owners on it", ErrForbidden)
+	}
+	if c.NewParent != "" && !c.ActorParentRole.Grants(PermCreate) {
+		return fmt.Errorf("%w: moving a company needs create on the new parent", ErrForbidden)
+	}
+	if c.NewParent == "" && !c.HasActiveOwner {
+		return fmt.Errorf("%w: a root company needs an active owner of its own", ErrConflict)
+	}
+	return nil
+}
+
+// CompanyUpdate is a change to a company; nil fields stay as they are, and
+// a ParentID of "" makes the company a root.
+type CompanyUpdate struct {
+	Name     *string
+	ParentID *string
+}
+
+// Management actions, as the audit trail names them.
+const (
+	ActionMemberSet     = "member.set"
+	ActionMemberRemove  = "member.remove"
+	ActionCompanyCreate = "company.create"
+	ActionCompanyUpdate = "company.update"
+)
+
+// AuditEntry is one management decision.
+type AuditEntry struct {
+	ID        int64
+	At        time.Time
+	Actor     string
+	Action    string
+	CompanyID string
+	// Target is the member a member action is about; "" otherwise.
+	Target string
+	// Outcome is "allowed", or the kind of refusal: "forbidden",
+	// "conflict", "not_found", "invalid".
+	Outcome string
+	Reason  string
+	// Detail holds the request's values (role, status, name, parent).
+	Detail map[string]string
+}
+
+// Outcome names the result of a decision for the audit trail.
+func Outcome(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{{ErrForbidden, "forbidden"}, {ErrConflict, "conflict"}, {ErrNotFound, "not_found"}, {ErrInvalid, "invalid"}} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	if err != nil {
+		return "failed"
+	}
+	return "allowed"
+}
+
+// Access is one active membership through which a user reaches a company:
+// held on the company itself (Depth 0) or on an ancestor.
+type Access struct {
+	UserID    string
+	Role      Role
+	CompanyID string
+	Depth     int
+}

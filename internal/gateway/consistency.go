@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+const (
+	consistencyHeader = "Consistency-Token"
+	// maxConsistencyTokenBytes is far above a ZedToken's size; anything
+	// longer is not a token this service issued.
+	maxConsistencyTokenBytes = 1024
+)
+
+// A consistency token is either a ZedToken from an earlier answer, passed to
+// SpiceDB as it is, or a Postgres WAL position (what a write answers with,
+// or what an application that writes rows itself reads after its commit),
+// which is first waited for. A ZedToken is standard base64 of a protobuf
+// message ("Gh8KEzE3..."), so it may contain '/' too: what tells the two
+// apart is that a position is nothing but hex digits around one '/'.
+var (
+	lsnToken = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
+	// lsnLike is a token meant as a position that is not a valid one (a
+	// half longer than 32 bits, or empty); it is refused rather than sent
+	// to SpiceDB, which could only call it a malformed ZedToken.
+	lsnLike = regexp.MustCompile(`^[0-9A-Fa-f]*/[0-9A-Fa-f]*$`)
+)
+
+// isLSNToken reports whether token is a WAL position; one that only looks
+// like one is an authz.ErrInvalid.
+func isLSNToken(token string) (bool, error) {
+	switch {
+	case lsnToken.MatchString(token):
+		return true, nil
+	case lsnLike.MatchString(token):
+		return false, fmt.Errorf("%w: consistency token %q is not a WAL position like 0/16B3748 (each half at most 8 hex digits)", authz.ErrInvalid, token)
+	}
+	return false, nil
+}
+
+// consistencyToken takes the token from the body or the Consistency-Token
+// header; both may be given only if they agree, because silently preferring
+// one could read older data than the caller asked for.
+func consistencyToken(h http.Header, fromBody string) (string, error) {
+	token := fromBody
+	fromHeader := h.Get(consistencyHeader)
+	switch {
+	case token == "":
+		token = fromHeader
+	case fromHeader != "" && fromHeader != token:
+		return "", fmt.Errorf("%w: consistency token in header and body differ", authz.ErrInvalid)
+	}
+	if len(token) > maxConsistencyTokenBytes {
+		return "", fmt.Errorf("%w: consistency token longer than %d bytes", authz.ErrInvalid, maxConsistencyTokenBytes)
+	}
+	return token, nil
+}
+
+// consistency is how fresh a read must be, from the token in the body or
+// the Consistency-Token header. A WAL position is turned into a ZedToken by
+// waiting, at most ConsistencyWait, until the sync has applied it; a read
+// that cannot wait for it (the wait ran out, no sync to follow, the sync's
+// state unreadable) fails with an authz.ErrUnavailable (503 with
+// Retry-After): answering from data that may predate the write could allow
+// what the write revoked. Every read that takes a token comes here.
+func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody string) (authz.Consistency, error) {
+	token, err := consistencyToken(h, fromBody)
+	if err != nil {
+		return authz.Consistency{}, err
+	}
+	isLSN, err := isLSNToken(token)
+	if err != nil || !isLSN {
+		return authz.Consistency{AtLeastAsFresh: token}, err
+	}
+	if g.freshness == nil {
+		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s is a WAL position, and this gateway follows no sync that could apply it", authz.ErrUnavailable, token)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ConsistencyWait)
+	defer cancel()
+	zed, err := g.freshness.AwaitLSN(ctx, token)
+	if err == nil && zed == "" {
+		err = fmt.Errorf("no ZedToken for it")
+	}
+	if err != nil {
+		// The cause is for the log only (%v): whatever its kind, the write
+		// is not known to be reflected, which is a 503 to retry, never a
+		// client error.
+		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s not applied within %v: %v", authz.ErrUnavailable, token, g.cfg.ConsistencyWait, err)
+	}
+	return authz.Consistency{AtLeastAsFresh: zed}, nil
+}

@@ -1,0 +1,250 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/gateway"
+)
+
+// fakeFreshness stands for the sync. With neither token, err nor
+// emptyToken set it never sees the position applied and waits until its
+// context ends, as a stuck sync would.
+type fakeFreshness struct {
+	token      string
+	err        error
+	emptyToken bool
+
+	mu        sync.Mutex
+	asked     []string
+	deadlines []time.Duration
+}
+
+func (f *fakeFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
+	f.mu.Lock()
+	f.asked = append(f.asked, lsn)
+	if d, ok := ctx.Deadline(); ok {
+		f.deadlines = append(f.deadlines, time.Until(d))
+	}
+	f.mu.Unlock()
+	switch {
+	case f.err != nil:
+		return "", f.err
+	case f.emptyToken:
+		return "", nil
+	case f.token == "":
+		<-ctx.Done()
+		return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, lsn)
+	}
+	return f.token, nil
+}
+
+func (f *fakeFreshness) lsns() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.asked...)
+}
+
+// newFreshnessEnv is newEnv with fresh as the gateway's Freshness (nil: none).
+func newFreshnessEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness) *env {
+	t.Helper()
+	e := &env{
+		t:         t,
+		authn:     &fakeAuthn{},
+		authz:     &fakeAuthz{allow: map[authz.CheckRequest]bool{}, pages: map[string]lookupPage{}},
+		companies: &fakeCompanies{byID: map[string]authz.Company{}},
+		logs:      &syncBuffer{},
+	}
+	// Everything alice could ask is allowed, so a read answered without
+	// waiting would show as allowed:true.
+	for _, p := range authz.Permissions {
+		e.authz.allow[authz.CheckRequest{User: "alice", Permission: p, Company: "a"}] = true
+	}
+	e.authz.pages[""] = lookupPage{ids: []string{"a"}}
+	e.companies.byID["a"] = authz.Company{ID: "a", Name: "A"}
+	gw, err := gateway.New(cfg, gateway.Deps{
+		Authn:     e.authn,
+		Authz:     e.authz,
+		Companies: e.companies,
+		Freshness: fresh,
+		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry:  prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.gw = gw
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// tokenReads are the reads that take a consistency token, each carrying
+// token in the body where it has one and in the header otherwise.
+func tokenReads(token string) []struct {
+	name, method, target, body string
+	opts                       []reqOpt
+} {
+	return []struct {
+		name, method, target, body string
+		opts                       []reqOpt
+	}{
+		{"check body", "POST", "/v1/check", `{"permission":"read","company":"a","consistency_token":"` + token + `"}`, nil},
+		{"check header", "POST", "/v1/check", `{"permission":"read","company":"a"}`, []reqOpt{header("Consistency-Token", token)}},
+		{"bulk body", "POST", "/v1/check/bulk", `{"checks":[{"permission":"read","company":"a"}],"consistency_token":"` + token + `"}`, nil},
+		{"bulk header", "POST", "/v1/check/bulk", `{"checks":[{"permission":"read","company":"a"}]}`, []reqOpt{header("Consistency-Token", token)}},
+		{"list companies", "GET", "/v1/companies", "", []reqOpt{header("Consistency-Token", token)}},
+		{"permissions", "GET", "/v1/companies/a/permissions", "", []reqOpt{header("Consistency-Token", token)}},
+	}
+}
+
+func TestConsistencyTokenKinds(t *testing.T) {
+	const applied = "zed-applied"
+	tests := []struct {
+		name, token string
+		// wantLSN is the position the gateway waits for ("" for none);
+		// wantZed what the Authorizer then gets; wantStatus 400 for a
+		// refused token.
+		wantLSN, wantZed string
+		wantStatus       int
+	}{
+		{name: "none", token: "", wantZed: ""},
+		{name: "zedtoken", token: "Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5", wantZed: "Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5"},
+		{name: "zedtoken with slash and plus", token: "GhUKEz/+E3OTU2MDg0Mj==", wantZed: "GhUKEz/+E3OTU2MDg0Mj=="},
+		{name: "slash but not hex", token: "zed/abc", wantZed: "zed/abc"},
+		{name: "lsn", token: "0/16B3748", wantLSN: "0/16B3748", wantZed: applied},
+		{name: "lsn lower case", token: "1a/b3748", wantLSN: "1a/b3748", wantZed: applied},
+		{name: "largest lsn", token: "FFFFFFFF/FFFFFFFF", wantLSN: "FFFFFFFF/FFFFFFFF", wantZed: applied},
+		{name: "lsn half too long", token: "123456789/0", wantStatus: http.StatusBadRequest},
+		{name: "lsn without low half", token: "0/", wantStatus: http.StatusBadRequest},
+		{name: "lsn without high half", token: "/16B3748", wantStatus: http.StatusBadRequest},
+		{name: "only a slash", token: "/", wantStatus: http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, read := range tokenReads(tt.token) {
+				t.Run(read.name, func(t *testing.T) {
+					fresh := &fakeFreshness{token: applied}
+					e := newFreshnessEnv(t, gateway.Config{}, fresh)
+					rec := e.do(read.method, read.target, read.body, read.opts...)
+					if tt.wantStatus != 0 {
+						wantStatus(t, rec, tt.wantStatus)
+						if !strings.Contains(problemDetail(t, rec), "WAL position") {
+							t.Errorf("detail %q does not say what is wrong", problemDetail(t, rec))
+						}
+						if e.authz.calls() != 0 || len(fresh.lsns()) != 0 {
+							t.Errorf("a refused token reached the backends")
+						}
+						return
+					}
+					wantStatus(t, rec, http.StatusOK)
+					if asked := fresh.lsns(); tt.wantLSN == "" && len(asked) != 0 || tt.wantLSN != "" && (len(asked) != 1 || asked[0] != tt.wantLSN) {
+						t.Errorf("waited for %q, want %q", asked, tt.wantLSN)
+					}
+					var got []authz.Consistency
+					got = append(got, e.authz.consistency...)
+					for _, l := range e.authz.lookups {
+						got = append(got, l.cons)
+					}
+					if len(got) != 1 || got[0].AtLeastAsFresh != tt.wantZed {
+						t.Errorf("authorizer got %+v, want one read at %q", got, tt.wantZed)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestLSNTokenNotAppliedInTimeIs503(t *testing.T) {
+	const wait = 150 * time.Millisecond
+	tests := []struct {
+		name  string
+		fresh gateway.Freshness
+	}{
+		{"the sync never gets there", &fakeFreshness{}},
+		{"no sync to wait for", nil},
+		// The sync's state could not be read: an error of any kind is 503,
+		// never the caller's fault.
+		{"freshness fails", &fakeFreshness{err: fmt.Errorf("%w: bad slot name", authz.ErrInvalid)}},
+		{"freshness answers without a token", &fakeFreshness{emptyToken: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, read := range tokenReads("0/16B3748") {
+				t.Run(read.name, func(t *testing.T) {
+					e := newFreshnessEnv(t, gateway.Config{ConsistencyWait: wait}, tt.fresh)
+					started := time.Now()
+					// do checks the problem document and that it holds no
+					// allowed:true.
+					rec := e.do(read.method, read.target, read.body, read.opts...)
+					elapsed := time.Since(started)
+					wantStatus(t, rec, http.StatusServiceUnavailable)
+					if rec.Header().Get("Retry-After") == "" {
+						t.Error("503 without Retry-After")
+					}
+					if e.authz.calls() != 0 {
+						t.Errorf("the authorizer was asked %d times before the write was applied", e.authz.calls())
+					}
+					if f, ok := tt.fresh.(*fakeFreshness); ok && f.token == "" && f.err == nil && !f.emptyToken {
+						if elapsed < wait || elapsed > wait+2*time.Second {
+							t.Errorf("answered after %v, want about %v", elapsed, wait)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestLSNWaitIsBoundedByConsistencyWait(t *testing.T) {
+	fresh := &fakeFreshness{token: "zed-applied"}
+	e := newFreshnessEnv(t, gateway.Config{ConsistencyWait: 2 * time.Second}, fresh)
+	wantStatus(t, e.do("POST", "/v1/check", `{"permission":"read","company":"a","consistency_token":"0/1"}`), http.StatusOK)
+	if len(fresh.deadlines) != 1 || fresh.deadlines[0] > 2*time.Second || fresh.deadlines[0] < time.Second {
+		t.Errorf("wait deadlines %v, want one of about 2s", fresh.deadlines)
+	}
+	// The backend call after the wait keeps the request's own deadline.
+	if len(e.authz.deadlines) != 1 || e.authz.deadlines[0] < 5*time.Second {
+		t.Errorf("authorizer deadlines %v, want the request's 10s", e.authz.deadlines)
+	}
+}
+
+func TestConsistencyWaitConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     gateway.Config
+		wantErr string
+	}{
+		{name: "default"},
+		{name: "default under a short request timeout", cfg: gateway.Config{RequestTimeout: 3 * time.Second}},
+		{name: "set", cfg: gateway.Config{ConsistencyWait: 9 * time.Second}},
+		{name: "negative", cfg: gateway.Config{ConsistencyWait: -time.Second}, wantErr: "consistency wait"},
+		{name: "as long as the request", cfg: gateway.Config{ConsistencyWait: 10 * time.Second}, wantErr: "shorter than the request timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,118 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+)
+
+func TestAppliedThrough(t *testing.T) {
+	t.Parallel()
+	dbURL := testutil.NewTestDatabase(t)
+	s := openStore(t, dbURL)
+	// Slot names are per cluster, and tests share the cluster.
+	slot := "applied_" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := testutil.DropReplicationSlots(ctx, dbURL); err != nil {
+			t.Error(err)
+		}
+	})
+	db := connect(t, dbURL)
+	t.Cleanup(func() { db.Close(context.Background()) })
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(t.Context(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	lsn := func(sql string, args ...any) string {
+		t.Helper()
+		var v string
+		if err := db.QueryRow(t.Context(), sql, args...).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	type want struct {
+		covered bool
+		token   string
+	}
+	check := func(step, at string, w want) {
+		t.Helper()
+		covered, token, err := s.AppliedThrough(t.Context(), slot, at)
+		if err != nil {
+			t.Fatalf("%s: AppliedThrough(%s): %v", step, at, err)
+		}
+		if covered != w.covered || token != w.token {
+			t.Errorf("%s: AppliedThrough(%s) = %v, %q; want %v, %q", step, at, covered, token, w.covered, w.token)
+		}
+	}
+
+	check("no slot, no sync", "0/0", want{})
+
+	created := lsn(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+	check("slot whose snapshot is being taken", created, want{})
+
+	// The snapshot is in, with the checkpoint the sync records for it.
+	exec(`INSERT INTO tenantgate.sync_state (slot, snapshot_done) VALUES ($1, true)`, slot)
+	check("snapshot done but no checkpoint to read at", created, want{})
+	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-1')`, slot, created)
+	check("snapshot's position", created, want{true, "zed-1"})
+	check("position before it", "0/1", want{true, "zed-1"})
+
+	// A membership commit the sync has not confirmed yet.
+	exec(`INSERT INTO companies (id, name) VALUES ('acme', 'ACME')`)
+	after := lsn(`SELECT pg_current_wal_insert_lsn()::text`)
+	check("commit not yet confirmed", after, want{false, "zed-1"})
+
+	// The sync writes the commit, records it, then confirms past it:
+	// pg_replication_slot_advance does what its status update does. It
+	// stops at the flushed WAL, which an asynchronous commit may still
+	// trail, so it is repeated until it got there.
+	// A position past the snapshot's and short of after, so that only the
+	// slot can cover after. (The flushed position was used here once, and
+	// with asynchronous commits it could still equal the snapshot's.)
+	commit := lsn(`SELECT ($1::pg_lsn + 1)::text`, created)
+	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-2')`, slot, commit)
+	waitFor(t, "the slot to pass "+after, func() bool {
+		exec(`SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())`, slot)
+		covered, _, err := s.AppliedThrough(t.Context(), slot, after)
+		return err == nil && covered
+	})
+	check("confirmed by the slot", after, want{true, "zed-2"})
+	confirmed := lsn(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot)
+	check("the slot's own position", confirmed, want{true, "zed-2"})
+
+	// Checkpoints alone cover too, and an insert position just past a
+	// page or segment header stands for the boundary.
+	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, '7/2000', 'zed-3'), ($1, '8/1000000', 'zed-4')`, slot)
+	for _, tt := range []struct {
+		at string
+		w  want
+	}{
+		{"7/2000", want{true, "zed-4"}},
+		{"7/2018", want{true, "zed-4"}},    // past a page header
+		{"8/1000028", want{true, "zed-4"}}, // past a segment header
+		{"8/1000030", want{false, "zed-4"}},
+		{"FFFFFFFF/FFFFFFFF", want{false, "zed-4"}},
+	} {
+		check("checkpoint", tt.at, tt.w)
+	}
+
+	if covered, token, err := s.AppliedThrough(t.Context(), "no_such_slot", "0/1"); covered || token != "" || err != nil {
+		t.Errorf("unknown slot: AppliedThrough = %v, %q, %v", covered, token, err)
+	}
+	for _, bad := range []string{"", "zed", "0/1/2", "123456789/0", " 0/1", "0/1'; drop table companies; --"} {
+		if _, _, err := s.AppliedThrough(t.Context(), slot, bad); !errors.Is(err, authz.ErrInvalid) {
+			t.Errorf("AppliedThrough(%q) = %v, want an invalid argument", bad, err)
+		}
+	}
+}

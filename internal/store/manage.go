@@ -1,0 +1,576 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// The management API's writes decide against Postgres, never SpiceDB, so a
+// lagging sync cannot let a stale right through, and they serialise through
+// row locks that any writer of the same rows (the application's own SQL
+// included) has to respect:
+//
+//   - the company a change is about is locked FOR NO KEY UPDATE, so two
+//     changes to one company (two owners demoting each other) take turns;
+//   - every ancestor, and every membership of the actor on the company and
+//     its ancestors, is locked FOR SHARE before the decision. A demotion of
+//     the actor (an UPDATE or DELETE of such a row) or a move of the company
+//     away from where the actor's role lives (an UPDATE of parent_id) waits
+//     for the grant to commit, or the grant waits for it and then reads the
+//     demoted row: under READ COMMITTED each statement sees what committed
+//     before it, and a locking read waits for the row's writer. Either way
+//     the outcome is one of the two serial orders;
+//   - the active owners counted for the last-owner rule (and for a move to
+//     the root) are locked FOR SHARE as well, so a demotion of one of them
+//     by the application's own SQL cannot slip between the count and the
+//     commit.
+//
+// A deadlock or serialisation failure retries the whole transaction.
+
+// lockMode is how lockChain locks the company a request is about.
+type lockMode string
+
+const (
+	lockNone   lockMode = ""
+	lockShare  lockMode = "for share"
+	lockChange lockMode = "for no key update"
+)
+
+// maxAttempts bounds retries after deadlocks and serialisation failures.
+const maxAttempts = 4
+
+// chain is a company and its ancestors, the company first.
+type chain []authz.Company
+
+func (c chain) ids() []string {
+	ids := make([]string, len(c))
+	for i, co := range c {
+		ids[i] = co.ID
+	}
+	return ids
+}
+
+// lockChain reads company id and its ancestors, locking the company with
+// mode and the ancestors FOR SHARE (none when mode is lockNone). It returns
+// an empty chain for an unknown company. The walk is one row per statement
+// because a recursive query cannot lock, and a locked row's parent cannot
+// change under it, so the chain read is the chain that holds.
+func lockChain(ctx context.Context, q pgx.Tx, id string, mode lockMode) (chain, error) {
+	var ch chain
+	for next := id; next != "" && len(ch) <= MaxDepth; {
+		lock := lockShare
+		if len(ch) == 0 || mode == lockNone {
+			lock = mode
+		}
+		var c authz.Company
+		err := q.QueryRow(ctx, `select id, name, coalesce(parent_id, '') from companies where id = $1 `+string(lock), next).
+			Scan(&c.ID, &c.Name, &c.ParentID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ch, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read company %q: %w", next, translate(err))
+		}
+		ch = append(ch, c)
+		next = c.ParentID
+	}
+	return ch, nil
+}
+
+// roleOn is user's strongest active role on the chain's company, locking the
+// memberships it comes from with mode (lockNone: no lock).
+func roleOn(ctx context.Context, q pgx.Tx, user string, ch chain, mode lockMode) (authz.Role, error) {
+	if len(ch) == 0 {
+		return "", nil
+	}
+	rows, err := q.Query(ctx, `select role, status from company_memberships
+		where user_id = $1 and company_id = any($2) `+string(mode), user, ch.ids())
+	if err != nil {
+		return "", fmt.Errorf("read roles of %q: %w", user, translate(err))
+	}
+	// An early return below must not leave the rows open: the next query
+	// on the transaction would find its connection busy.
+	defer rows.Close()
+	var roles []authz.Role
+	for rows.Next() {
+		var role, status string
+		if err := rows.Scan(&role, &status); err != nil {
+			return "", fmt.Errorf("read roles of %q: %w", user, translate(err))
+		}
+		if authz.Status(status) == authz.StatusActive {
+			roles = append(roles, authz.Role(role))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read roles of %q: %w", user, translate(err))
+	}
+	return authz.Strongest(roles...), nil
+}
+
+// decision is what one management transaction decided, for the audit trail.
+type decision struct {
+	actor, action, company, target string
+	reason                         string
+	detail                         map[string]string
+}
+
+// manage runs fn in a transaction and records its decision in the audit
+// trail: inside the transaction when it commits, on its own when fn refused
+// (the refusal is a decision too). It returns the WAL position after the
+// commit, the consistency token of the write.
+func (s *Store) manage(ctx context.Context, d *decision, fn func(pgx.Tx) error) (string, error) {
+	// fn notes what it found on d; a retry starts from what the caller
+	// asked, so a fact of a rolled-back attempt (a generated company ID, a
+	// previous role) cannot end up in the audit row of the next.
+	asked := *d
+	asked.detail = maps.Clone(d.detail)
+	var err error
+	for attempt := 1; ; attempt++ {
+		*d = asked
+		d.detail = maps.Clone(asked.detail)
+		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return s.audit(ctx, tx, d, nil)
+		})
+		if !retryable(err) || attempt == maxAttempts {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, authz.ErrForbidden) || errors.Is(err, authz.ErrConflict) ||
+			errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrInvalid) {
+			if aerr := s.audit(ctx, s.pool, d, err); aerr != nil {
+				s.logger.ErrorContext(ctx, "audit: cannot record a refusal", "action", d.action, "error", aerr)
+			}
+		}
+		return "", fmt.Errorf("%s: %w", d.action, err)
+	}
+	// The insert position is past the end of the commit that just returned,
+	// whoever's connection reads it.
+	var lsn string
+	if err := s.pool.QueryRow(ctx, `select pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		return "", fmt.Errorf("%s: read wal position: %w", d.action, translate(err))
+	}
+	return lsn, nil
+}
+
+// retryable reports a failure that running the transaction again can cure.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// audit writes d with the outcome of err to the audit table and the log.
+func (s *Store) audit(ctx context.Context, q execer, d *decision, err error) error {
+	outcome, reason := authz.Outcome(err), d.reason
+	if err != nil {
+		// A refusal's message is the rule's own wording, safe to keep.
+		reason = err.Error()
+	}
+	s.logger.InfoContext(ctx, "audit", "actor", d.actor, "action", d.action, "company", d.company,
+		"target", d.target, "outcome", outcome, "reason", reason, "detail", d.detail)
+	detail := d.detail
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	_, aerr := q.Exec(ctx, `insert into tenantgate.audit_log (actor, action, company_id, target, outcome, reason, detail)
+		values ($1, $2, $3, $4, $5, $6, $7)`, d.actor, d.action, d.company, d.target, outcome, reason, detail)
+	if aerr != nil {
+		return fmt.Errorf("audit: %w", translate(aerr))
+	}
+	return nil
+}
+
+// SetMember gives m.UserID the role and status of m in m.CompanyID on
+// actor's behalf, if the grant rules allow it against the current rows. It
+// returns the membership as stored and the write's consistency token.
+func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership) (authz.Membership, string, error) {
+	d := &decision{actor: actor, action: authz.ActionMemberSet, company: m.CompanyID, target: m.UserID,
+		detail: map[string]string{"role": string(m.Role), "status": string(m.Status)}}
+	var stored authz.Membership
+	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
+		change, err := s.memberFacts(ctx, tx, actor, m.CompanyID, m.UserID)
+		if err != nil {
+			return err
+		}
+		next := m
+		change.Next = &next
+		d.note(change)
+		if err := authz.DecideMemberChange(change); err != nil {
+			return err
+		}
+		// Judged after the decision, so that a caller without rights gets
+		// the same refusal for "*" as for any other member.
+		if err := authz.ValidateUserID(m.UserID); err != nil {
+			return err
+		}
+		stored = m
+		err = tx.QueryRow(ctx, `
+			insert into company_memberships (user_id, company_id, role, status) values ($1, $2, $3, $4)
+			on conflict (user_id, company_id) do update
+			set role = excluded.role, status = excluded.status, updated_at = now()
+			returning id`, m.UserID, m.CompanyID, string(m.Role), string(m.Status)).Scan(&stored.ID)
+		if err != nil {
+			// The table's checks judge role and status: an unknown one
+			// is an ErrInvalid, refused and audited as such.
+			return fmt.Errorf("write membership: %w", translate(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return authz.Membership{}, "", err
+	}
+	return stored, token, nil
+}
+
+// RemoveMember deletes userID's membership in companyID on actor's behalf,
+// if the rules allow it; leaving (actor == userID) is allowed unless the
+// actor is the last active owner of a root company.
+func (s *Store) RemoveMember(ctx context.Context, actor, companyID, userID string) (string, error) {
+	d := &decision{actor: actor, action: authz.ActionMemberRemove, company: companyID, target: userID}
+	return s.manage(ctx, d, func(tx pgx.Tx) error {
+		change, err := s.memberFacts(ctx, tx, actor, companyID, userID)
+		if err != nil {
+			return err
+		}
+		d.note(change)
+		if err := authz.DecideMemberChange(change); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `delete from company_memberships where user_id = $1 and company_id = $2`, userID, companyID)
+		if err != nil {
+			return fmt.Errorf("delete membership: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// note adds the facts of a member change to its audit detail.
+func (d *decision) note(c authz.MemberChange) {
+	if d.detail == nil {
+		d.detail = map[string]string{}
+	}
+	d.detail["actor_role"] = string(c.ActorRole)
+	if c.Current != nil {
+		d.detail["previous_role"] = string(c.Current.Role)
+		d.detail["previous_status"] = string(c.Current.Status)
+	}
+	d.reason = "actor holds " + string(c.ActorRole)
+	if c.Actor == c.Target && c.Next == nil {
+		d.reason = "member left"
+	}
+}
+
+// memberFacts reads, under the locks described at the top of this file,
+// what DecideMemberChange needs to judge a change to target's membership.
+func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, actor, companyID, target string) (authz.MemberChange, error) {
+	change := authz.MemberChange{Actor: actor, Target: target}
+	ch, err := lockChain(ctx, tx, companyID, lockChange)
+	if err != nil || len(ch) == 0 {
+		return change, err
+	}
+	if change.ActorRole, err = roleOn(ctx, tx, actor, ch, lockShare); err != nil {
+		return change, err
+	}
+	change.Root = ch[0].ParentID == ""
+	var cur authz.Membership
+	err = tx.QueryRow(ctx, `select id, role, status from company_memberships
+		where user_id = $1 and company_id = $2 for update`, target, companyID).Scan(&cur.ID, &cur.Role, &cur.Status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return change, fmt.Errorf("read membership: %w", translate(err))
+	default:
+		cur.UserID, cur.CompanyID = target, companyID
+		change.Current = &cur
+	}
+	// Every change made here to this company's members holds its row lock;
+	// the owners counted are locked too, so that the application's own SQL
+	// cannot demote them either before this commits: the count cannot go
+	// stale. (A locking read cannot aggregate, so the rows are counted here.)
+	if change.OtherActiveOwners, err = countOwners(ctx, tx, companyID, target); err != nil {
+		return change, err
+	}
+	return change, nil
+}
+
+// countOwners counts companyID's active owners other than except (none: ""),
+// locking their rows FOR SHARE. A row demoted by a writer it waited for is
+// read again and no longer counts.
+func countOwners(ctx context.Context, tx pgx.Tx, companyID, except string) (int, error) {
+	rows, err := tx.Query(ctx, `select user_id from company_memberships
+		where company_id = $1 and role = 'owner' and status = 'active' and user_id <> $2 for share`,
+		companyID, except)
+	if err != nil {
+		return 0, fmt.Errorf("count owners: %w", translate(err))
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("count owners: %w", translate(err))
+	}
+	return len(owners), nil
+}
+
+// CreateCompany creates c on actor's behalf and makes actor its active
+// owner. A c.ID of "" gets a generated ID. A child needs create on its
+// parent; an existing ID is an authz.ErrConflict.
+func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company) (authz.Company, string, error) {
+	// A refusal is filed under the parent, whose managers are the ones to
+	// see an attempt under it (an ID asked for under a parent may name no
+	// company, or another tenant's); a root's under the ID asked for.
+	d := &decision{actor: actor, action: authz.ActionCompanyCreate, company: cmp.Or(c.ParentID, c.ID),
+		detail: map[string]string{"name": c.Name, "parent_id": c.ParentID}}
+	created := c
+	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
+		change := authz.CompanyChange{Create: true, NewParent: c.ParentID}
+		if c.ParentID != "" {
+			parent, err := lockChain(ctx, tx, c.ParentID, lockShare)
+			if err != nil {
+				return err
+			}
+			if change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, lockShare); err != nil {
+				return err
+			}
+		}
+		d.reason = "anyone may create a root company"
+		if c.ParentID != "" {
+			d.reason = "actor holds " + string(change.ActorParentRole) + " on the parent"
+		}
+		if err := authz.DecideCompanyChange(change); err != nil {
+			return err
+		}
+		// Judged after the decision, like SetMember's user: a caller
+		// without rights learns nothing more from a bad value.
+		if err := validCreate(actor, c); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `insert into companies (id, name, parent_id)
+			values (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, nullif($3, '')) returning id`,
+			c.ID, c.Name, c.ParentID).Scan(&created.ID)
+		if err != nil {
+			return treeError("insert company", err)
+		}
+		d.company = created.ID
+		_, err = tx.Exec(ctx, `insert into company_memberships (user_id, company_id, role, status)
+			values ($1, $2, 'owner', 'active')`, actor, created.ID)
+		if err != nil {
+			return fmt.Errorf("insert owner: %w", translate(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return authz.Company{}, "", err
+	}
+	return created, token, nil
+}
+
+// validCreate checks what CreateCompany writes: the actor becomes a member,
+// so it must be a user ("*" never is); the ID, when given, and the name must
+// be ones UpsertCompany would take too.
+func validCreate(actor string, c authz.Company) error {
+	if err := authz.ValidateUserID(actor); err != nil {
+		return fmt.Errorf("owner: %w", err)
+	}
+	if c.ID != "" {
+		if err := authz.ValidateCompanyID(c.ID); err != nil {
+			return err
+		}
+	}
+	if c.Name == "" {
+		return fmt.Errorf("%w: empty name", authz.ErrInvalid)
+	}
+	return nil
+}
+
+// UpdateCompany renames or moves company id on actor's behalf. A move that
+// would close a loop or exceed MaxDepth is an authz.ErrConflict (the trigger
+// of migration 1 judges it).
+func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.CompanyUpdate) (authz.Company, string, error) {
+	d := &decision{actor: actor, action: authz.ActionCompanyUpdate, company: id, detail: map[string]string{}}
+	if u.Name != nil {
+		d.detail["name"] = *u.Name
+	}
+	if u.ParentID != nil {
+		d.detail["parent_id"] = *u.ParentID
+	}
+	var updated authz.Company
+	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
+		ch, err := lockChain(ctx, tx, id, lockChange)
+		if err != nil {
+			return err
+		}
+		change := authz.CompanyChange{Rename: u.Name != nil, Move: u.ParentID != nil}
+		if change.ActorRole, err = roleOn(ctx, tx, actor, ch, lockShare); err != nil {
+			return err
+		}
+		d.reason = "actor holds " + string(change.ActorRole)
+		if change.Move {
+			change.NewParent = *u.ParentID
+			if err := s.moveFacts(ctx, tx, actor, id, &change); err != nil {
+				return err
+			}
+			d.reason += " on the company and " + string(change.ActorParentRole) + " on the new parent"
+		}
+		if err := authz.DecideCompanyChange(change); err != nil {
+			return err
+		}
+		if u.Name != nil && *u.Name == "" {
+			return fmt.Errorf("%w: empty name", authz.ErrInvalid)
+		}
+		updated = ch[0]
+		if u.Name != nil {
+			updated.Name = *u.Name
+		}
+		if u.ParentID != nil {
+			updated.ParentID = *u.ParentID
+		}
+		_, err = tx.Exec(ctx, `update companies set name = $2, parent_id = nullif($3, '') where id = $1`,
+			id, updated.Name, updated.ParentID)
+		if err != nil {
+			return treeError("update company", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return authz.Company{}, "", err
+	}
+	return updated, token, nil
+}
+
+// moveFacts fills in the actor's role on the new parent, or for a move to
+// the root, whether the company has an active owner of its own.
+func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, actor, id string, change *authz.CompanyChange) error {
+	if change.NewParent == "" {
+		owners, err := countOwners(ctx, tx, id, "")
+		change.HasActiveOwner = owners > 0
+		return err
+	}
+	parent, err := lockChain(ctx, tx, change.NewParent, lockShare)
+	if err != nil {
+		return err
+	}
+	change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, lockShare)
+	return err
+}
+
+// readAs runs fn in a read-only transaction once actor is found to hold
+// perm on companyID; otherwise it is an authz.ErrForbidden, the same for a
+// company that does not exist.
+func (s *Store) readAs(ctx context.Context, actor, companyID string, perm authz.Permission, fn func(pgx.Tx, chain) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		ch, err := lockChain(ctx, tx, companyID, lockNone)
+		if err != nil {
+			return err
+		}
+		role, err := roleOn(ctx, tx, actor, ch, lockNone)
+		if err != nil {
+			return err
+		}
+		if !role.Grants(perm) {
+			return fmt.Errorf("%w: this needs %s on the company", authz.ErrForbidden, perm)
+		}
+		return fn(tx, ch)
+	})
+}
+
+// Members lists companyID's direct memberships, by user, for an actor with
+// manage_members on it.
+func (s *Store) Members(ctx context.Context, actor, companyID string) ([]authz.Membership, error) {
+	var members []authz.Membership
+	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, _ chain) error {
+		rows, err := tx.Query(ctx, `select id, user_id, company_id, role, status from company_memberships
+			where company_id = $1 order by user_id`, companyID)
+		if err != nil {
+			return translate(err)
+		}
+		members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (authz.Membership, error) {
+			var m authz.Membership
+			err := row.Scan(&m.ID, &m.UserID, &m.CompanyID, &m.Role, &m.Status)
+			return m, err
+		})
+		return translate(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("members of %q: %w", companyID, err)
+	}
+	return members, nil
+}
+
+// Accesses lists the active memberships on companyID and its ancestors, the
+// rows that explain who can act on it, for an actor with manage_members.
+func (s *Store) Accesses(ctx context.Context, actor, companyID string) ([]authz.Access, error) {
+	var accesses []authz.Access
+	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, ch chain) error {
+		rows, err := tx.Query(ctx, `select user_id, role, company_id, array_position($1::text[], company_id) - 1
+			from company_memberships where company_id = any($1) and status = 'active'
+			order by user_id, 4`, ch.ids())
+		if err != nil {
+			return translate(err)
+		}
+		accesses, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (authz.Access, error) {
+			var a authz.Access
+			err := row.Scan(&a.UserID, &a.Role, &a.CompanyID, &a.Depth)
+			return a, err
+		})
+		return translate(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accesses to %q: %w", companyID, err)
+	}
+	return accesses, nil
+}
+
+// Audit lists companyID's audit entries newest first, at most limit, older
+// than entry before (0: from the newest), for an actor with manage_members.
+func (s *Store) Audit(ctx context.Context, actor, companyID string, limit int, before int64) ([]authz.AuditEntry, error) {
+	var entries []authz.AuditEntry
+	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, _ chain) error {
+		rows, err := tx.Query(ctx, `select id, at, actor, action, company_id, target, outcome, reason, detail
+			from tenantgate.audit_log where company_id = $1 and ($2::bigint = 0 or id < $2::bigint)
+			order by id desc limit $3`, companyID, before, limit)
+		if err != nil {
+			return translate(err)
+		}
+		entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (authz.AuditEntry, error) {
+			var e authz.AuditEntry
+			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.CompanyID, &e.Target, &e.Outcome, &e.Reason, &e.Detail)
+			return e, err
+		})
+		return translate(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit of %q: %w", companyID, err)
+	}
+	return entries, nil
+}
+
+// treeError words the refusals of the companies table for the caller: the
+// trigger's and the key's own messages name SQL objects.
+func treeError(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeParentCycle:
+			return fmt.Errorf("%w: the new parent is the company itself or one of its descendants", authz.ErrConflict)
+		case codeTreeTooDeep:
+			return fmt.Errorf("%w: the company tree would be deeper than %d levels", authz.ErrConflict, MaxDepth)
+		case "23505":
+			return fmt.Errorf("%w: a company with this id exists", authz.ErrConflict)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, translate(err))
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -270,21 +271,48 @@ func (s *stack) do(method, path, bearer string, body, out any) int {
 // call is do for any goroutine: it reports failures instead of ending the
 // test.
 func (s *stack) call(method, path, bearer string, body, out any) (int, error) {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			return 0, err
 		}
-		rd = bytes.NewReader(b)
+	}
+	a, err := s.send(method, path, bearer, raw, nil)
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && len(a.body) > 0 {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			return 0, fmt.Errorf("%s %s: decode %q: %w", method, path, a.body, err)
+		}
+	}
+	return a.status, nil
+}
+
+// answer is a whole HTTP response.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send is a request with a raw JSON body (nil: none) that returns the whole
+// response. It reports failures instead of ending the test, so goroutines
+// may use it.
+func (s *stack) send(method, path, bearer string, body []byte, header http.Header) (answer, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	s.mu.Lock()
 	base := s.baseURL()
 	s.mu.Unlock()
 	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		return 0, err
+		return answer{}, err
 	}
+	maps.Copy(req.Header, header)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -293,19 +321,14 @@ func (s *stack) call(method, path, bearer string, body, out any) (int, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return 0, fmt.Errorf("%s %s: decode %q: %w", method, path, raw, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: raw}, nil
 }
 
 type checkAnswer struct {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -32,47 +31,6 @@ var designGrants = map[string][]string{
 }
 
 func grants(role, perm string) bool { return slices.Contains(designGrants[role], perm) }
-
-// answer is a whole HTTP response.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// send is a request with a raw JSON body (nil: none) that returns the whole
-// response. It reports failures instead of ending the test, so goroutines
-// may use it.
-func (s *stack) send(method, path, bearer string, body []byte, header http.Header) (answer, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	s.mu.Lock()
-	base := s.baseURL()
-	s.mu.Unlock()
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return answer{}, err
-	}
-	maps.Copy(req.Header, header)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: raw}, nil
-}
 
 // mustSend is send for the test's own goroutine.
 func (s *stack) mustSend(t *testing.T, method, path, bearer string, body []byte, header http.Header) answer {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,42 +74,20 @@ func (s *stack) noise() (stop func()) {
 	}
 }
 
-// request is call with extra headers; it returns the status, the body and
+// request is do with extra headers; it returns the status, the body and
 // the response's headers.
 func (s *stack) request(method, path, bearer string, body any, headers map[string]string) (int, []byte, http.Header) {
 	s.t.Helper()
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
+		raw = jsonBody(s.t, body)
 	}
-	s.mu.Lock()
-	base := s.baseURL()
-	s.mu.Unlock()
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
+	header := http.Header{}
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		header.Set(k, v)
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp.StatusCode, raw, resp.Header
+	a := s.mustSend(s.t, method, path, bearer, raw, header)
+	return a.status, a.body, a.header
 }
 
 // TestReadYourWritesWithLSNTokens writes memberships straight into Postgres

@@ -3,14 +3,11 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
@@ -54,41 +51,18 @@ func (f *fakeFreshness) lsns() []string {
 	return append([]string(nil), f.asked...)
 }
 
-// newFreshnessEnv is newEnv with fresh as the gateway's Freshness (nil: none).
+// newFreshnessEnv is newEnv with fresh as the gateway's Freshness (nil:
+// none). Everything alice could ask is allowed, so a read answered without
+// waiting would show as allowed:true.
 func newFreshnessEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness) *env {
 	t.Helper()
-	e := &env{
-		t:         t,
-		authn:     &fakeAuthn{},
-		authz:     &fakeAuthz{allow: map[authz.CheckRequest]bool{}, pages: map[string]lookupPage{}},
-		companies: &fakeCompanies{byID: map[string]authz.Company{}},
-		logs:      &syncBuffer{},
-	}
-	// Everything alice could ask is allowed, so a read answered without
-	// waiting would show as allowed:true.
-	for _, p := range authz.Permissions {
-		e.authz.allow[authz.CheckRequest{User: "alice", Permission: p, Company: "a"}] = true
-	}
-	e.authz.pages[""] = lookupPage{ids: []string{"a"}}
-	e.companies.byID["a"] = authz.Company{ID: "a", Name: "A"}
-	gw, err := gateway.New(cfg, gateway.Deps{
-		Authn:     e.authn,
-		Authz:     e.authz,
-		Companies: e.companies,
-		Freshness: fresh,
-		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry:  prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	e.gw = gw
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", e.logs.String())
+	return buildEnv(t, cfg, fresh, func(e *env) {
+		for _, p := range authz.Permissions {
+			e.authz.allow[authz.CheckRequest{User: "alice", Permission: p, Company: "a"}] = true
 		}
+		e.authz.pages[""] = lookupPage{ids: []string{"a"}}
+		e.companies.byID["a"] = authz.Company{ID: "a", Name: "A"}
 	})
-	return e
 }
 
 // tokenReads are the reads that take a consistency token, each carrying
@@ -218,33 +192,5 @@ func TestLSNWaitIsBoundedByConsistencyWait(t *testing.T) {
 	// The backend call after the wait keeps the request's own deadline.
 	if len(e.authz.deadlines) != 1 || e.authz.deadlines[0] < 5*time.Second {
 		t.Errorf("authorizer deadlines %v, want the request's 10s", e.authz.deadlines)
-	}
-}
-
-func TestConsistencyWaitConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		cfg     gateway.Config
-		wantErr string
-	}{
-		{name: "default"},
-		{name: "default under a short request timeout", cfg: gateway.Config{RequestTimeout: 3 * time.Second}},
-		{name: "set", cfg: gateway.Config{ConsistencyWait: 9 * time.Second}},
-		{name: "negative", cfg: gateway.Config{ConsistencyWait: -time.Second}, wantErr: "consistency wait"},
-		{name: "as long as the request", cfg: gateway.Config{ConsistencyWait: 10 * time.Second}, wantErr: "shorter than the request timeout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
-			}
-		})
 	}
 }

@@ -731,6 +731,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "page above SpiceDB limit", cfg: gateway.Config{MaxPageSize: 1001}, wantErr: "max page size"},
 		{name: "default above max", cfg: gateway.Config{DefaultPageSize: 20, MaxPageSize: 10}, wantErr: "default page size"},
 		{name: "negative timeout", cfg: gateway.Config{RequestTimeout: -time.Second}, wantErr: "request timeout"},
+		{name: "consistency wait: default"},
+		{name: "consistency wait: default under a short request timeout", cfg: gateway.Config{RequestTimeout: 3 * time.Second}},
+		{name: "consistency wait: set", cfg: gateway.Config{ConsistencyWait: 9 * time.Second}},
+		{name: "consistency wait: negative", cfg: gateway.Config{ConsistencyWait: -time.Second}, wantErr: "consistency wait"},
+		{name: "consistency wait: as long as the request", cfg: gateway.Config{ConsistencyWait: 10 * time.Second}, wantErr: "shorter than the request timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

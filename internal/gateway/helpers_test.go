@@ -192,6 +192,14 @@ type env struct {
 // newEnv builds a gateway over fresh fakes.
 func newEnv(t *testing.T, cfg gateway.Config) *env {
 	t.Helper()
+	return buildEnv(t, cfg, nil, nil)
+}
+
+// buildEnv builds a gateway over fresh fakes, with fresh as its Freshness
+// (nil: none); setup, when set, adjusts the fakes before the gateway is
+// built.
+func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness, setup func(*env)) *env {
+	t.Helper()
 	e := &env{
 		t:         t,
 		authn:     &fakeAuthn{},
@@ -200,10 +208,14 @@ func newEnv(t *testing.T, cfg gateway.Config) *env {
 		logs:      &syncBuffer{},
 	}
 	e.ready.Store(true)
+	if setup != nil {
+		setup(e)
+	}
 	gw, err := gateway.New(cfg, gateway.Deps{
 		Authn:     e.authn,
 		Authz:     e.authz,
 		Companies: e.companies,
+		Freshness: fresh,
 		Ready:     e.ready.Load,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:  prometheus.NewRegistry(),

@@ -10,26 +10,11 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 func startEmbedded(t *testing.T) *spicedb.Embedded {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
-	if err != nil {
-		t.Fatalf("start embedded spicedb: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
-	if err := e.WriteSchema(ctx, schema.Schema); err != nil {
-		t.Fatalf("write schema: %v", err)
-	}
-	return e
+	return spicedb.StartTestServer(t)
 }
 
 func member(company string, role authz.Role, user string) authz.Update {

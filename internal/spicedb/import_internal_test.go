@@ -12,7 +12,9 @@ import (
 	"github.com/tenantgate/tenantgate/schema"
 )
 
-func startImportTarget(t *testing.T) *Embedded {
+// StartTestServer starts an embedded SpiceDB with the schema, stopped when
+// the test ends. It is exported for this package's external tests.
+func StartTestServer(t *testing.T) *Embedded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -58,7 +60,7 @@ func TestImportSplitsCallsAcrossStreams(t *testing.T) {
 		{"nothing", 2, 2_500, time.Minute, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startImportTarget(t)
+			e := StartTestServer(t)
 			e.importStreams, e.importChunk, e.importCallAge = tc.streams, tc.chunk, tc.age
 			n, err := e.Import(t.Context(), viewers(tc.rels))
 			if err != nil {
@@ -93,7 +95,7 @@ func TestImportSplitsCallsAcrossStreams(t *testing.T) {
 // that exists already) fails the import, and the reader is not left
 // blocked or read to its end.
 func TestImportFailureStopsReading(t *testing.T) {
-	e := startImportTarget(t)
+	e := StartTestServer(t)
 	e.importStreams, e.importChunk = 2, 1_000
 	if _, err := e.Import(t.Context(), viewers(10)); err != nil {
 		t.Fatalf("first import: %v", err)

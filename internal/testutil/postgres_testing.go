@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/store"
@@ -201,12 +202,35 @@ func (s *testServer) newDatabase(tb testing.TB, template string) string {
 		// tb.Context is already cancelled when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), testPostgresTimeout)
 		defer cancel()
-		// FORCE ends sessions a test left open, such as a leaked pool.
-		if _, err := s.admin.Exec(ctx, "drop database if exists "+quoteIdent(name)+" with (force)"); err != nil {
+		if err := s.dropDatabase(ctx, name); err != nil {
 			tb.Errorf("testutil: drop database %s: %v", name, err)
 		}
 	})
 	return s.databaseURL(name)
+}
+
+// dropDatabase drops database name. FORCE ends sessions a test left open,
+// such as a leaked pool, but not a replication slot still marked active:
+// a walsender whose client has just gone keeps its slot for a moment, and
+// a temporary slot only goes with it. So while a slot holds the database,
+// its walsender is ended and the drop tried again, until ctx ends.
+func (s *testServer) dropDatabase(ctx context.Context, name string) error {
+	for {
+		_, err := s.admin.Exec(ctx, "drop database if exists "+quoteIdent(name)+" with (force)")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
+			return err
+		}
+		if _, err := s.admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+			WHERE database = $1 AND active_pid IS NOT NULL`, name); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("a replication slot still holds it: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // close stops a cluster of our own; on a server we were given, it drops

@@ -118,9 +118,13 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 }
 
 // snapshotQueries read the rows the snapshot is made of.
+// Every column is cast to text, which is what the stream decodes too
+// (pgoutput sends text), so that raw values read the same whatever types an
+// application's own tables use.
 var snapshotQueries = []struct{ table, sql string }{
-	{tableCompanies, `SELECT id, parent_id FROM companies`},
-	{tableMemberships, `SELECT id, user_id, company_id, role, status FROM company_memberships`},
+	{tableCompanies, `SELECT id::text AS id, parent_id::text AS parent_id FROM companies`},
+	{tableMemberships, `SELECT id::text AS id, user_id::text AS user_id, company_id::text AS company_id,
+		role::text AS role, status::text AS status FROM company_memberships`},
 }
 
 // copySnapshot writes the relationships of every row in the exported
@@ -194,16 +198,15 @@ func (s *Syncer) yieldTable(ctx context.Context, tx pgx.Tx, table, query string,
 	}
 	defer rows.Close()
 	cols := rows.FieldDescriptions()
+	// One map for all rows: change and skip are done with a row before the
+	// next is read, and a million rows should not cost a million maps.
+	r := make(row, len(cols))
 	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			*readErr = fmt.Errorf("read %s: %w", table, err)
-			return false
-		}
-		r := row{}
-		for i, v := range vals {
-			if str, ok := v.(string); ok {
-				r[cols[i].Name] = str
+		clear(r)
+		// A text value reads the same in either wire format.
+		for i, v := range rows.RawValues() {
+			if v != nil {
+				r[cols[i].Name] = string(v)
 			}
 		}
 		p.add(1)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,6 +174,10 @@ func (e demoExample) request() demoRequest {
 		return demoRequest{method: http.MethodPost, path: "/v1/check", body: string(body)}
 	case e.listPermission != "":
 		return demoRequest{method: http.MethodGet, path: "/v1/companies?permission=" + string(e.listPermission)}
+	case e.grant != nil:
+		body, _ := json.Marshal(map[string]string{"role": string(e.grant.Role)})
+		return demoRequest{method: http.MethodPut, body: string(body),
+			path: "/v1/companies/" + url.PathEscape(e.grant.CompanyID) + "/members/" + url.PathEscape(e.grant.UserID)}
 	default:
 		return demoRequest{method: http.MethodGet, path: "/v1/companies/" + url.PathEscape(e.permissionsOf) + "/permissions"}
 	}
@@ -184,6 +189,10 @@ func (e demoExample) question() string {
 		return fmt.Sprintf("may %s %s %s?", e.user, e.check.Permission, e.check.Company)
 	case e.listPermission != "":
 		return fmt.Sprintf("which companies may %s %s?", e.user, e.listPermission)
+	case e.grant != nil && e.grant.UserID == e.user:
+		return fmt.Sprintf("may %s make themselves %s of %s?", e.user, e.grant.Role, e.grant.CompanyID)
+	case e.grant != nil:
+		return fmt.Sprintf("may %s make %s %s of %s?", e.user, e.grant.UserID, e.grant.Role, e.grant.CompanyID)
 	default:
 		return fmt.Sprintf("what may %s do on %s?", e.user, e.permissionsOf)
 	}
@@ -204,7 +213,7 @@ func printExamples(ctx context.Context, out io.Writer, base string, issuer *demo
 			tokens[ex.user] = token
 		}
 		req := ex.request()
-		answer, err := demoCall(ctx, client, base, token, req)
+		answer, err := demoCall(ctx, client, base, token, req, cmp.Or(ex.wantStatus, http.StatusOK))
 		if err != nil {
 			return err
 		}
@@ -231,7 +240,11 @@ func curlCommand(base, token string, req demoRequest) string {
 // demoCall makes the request the printed command makes and returns the
 // answer in one line, without the consistency token (it changes with every
 // write, so a later run of the command prints another).
-func demoCall(ctx context.Context, client *http.Client, base, token string, req demoRequest) (string, error) {
+// demoCall makes req and returns its answer in one line: the JSON body
+// without what differs between calls (consistency token, request ID),
+// preceded by the status when it is not 200. Another status than want is an
+// error: the demo's data no longer says what its examples claim.
+func demoCall(ctx context.Context, client *http.Client, base, token string, req demoRequest, want int) (string, error) {
 	var body io.Reader
 	if req.body != "" {
 		body = strings.NewReader(req.body)
@@ -250,10 +263,14 @@ func demoCall(ctx context.Context, client *http.Client, base, token string, req 
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("demo: %s %s: status %d: %s", req.method, req.path, resp.StatusCode, raw)
+	if err != nil || resp.StatusCode != want {
+		return "", fmt.Errorf("demo: %s %s: status %d, want %d: %s", req.method, req.path, resp.StatusCode, want, raw)
 	}
-	return compactAnswer(raw)
+	answer, err := compactAnswer(raw)
+	if err != nil || want == http.StatusOK {
+		return answer, err
+	}
+	return fmt.Sprintf("HTTP %d %s", want, answer), nil
 }
 
 func compactAnswer(raw []byte) (string, error) {
@@ -262,6 +279,7 @@ func compactAnswer(raw []byte) (string, error) {
 		return "", fmt.Errorf("demo: answer %q: %w", raw, err)
 	}
 	delete(v, "consistency_token")
+	delete(v, "request_id")
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -38,10 +38,20 @@ var demoMemberships = []authz.Membership{
 type demoExample struct {
 	user string
 	why  string
-	// Exactly one of check or listPermission is set.
+	// Exactly one of check, listPermission, permissionsOf or grant is set.
 	check          *authz.CheckRequest
 	listPermission authz.Permission
 	permissionsOf  string
+	grant          *authz.Membership
+	// wantStatus is the answer's status; 0 means 200.
+	wantStatus int
+}
+
+// demoGrant is user asking the management API to give member role in
+// company.
+func demoGrant(user, member, company string, role authz.Role, wantStatus int, why string) demoExample {
+	return demoExample{user: user, why: why, wantStatus: wantStatus,
+		grant: &authz.Membership{UserID: member, CompanyID: company, Role: role}}
 }
 
 func demoCheck(user string, p authz.Permission, company, why string) demoExample {
@@ -59,4 +69,7 @@ var demoExamples = []demoExample{
 	{user: "erin@globex.example", why: "owner of globex, viewer of acme-germany", listPermission: authz.PermRead},
 	demoCheck("frank@globex.example", authz.PermRead, "globex-labs", "membership is pending"),
 	{user: "grace@acme.example", why: "admin of acme-americas", permissionsOf: "acme-americas"},
+	demoGrant("bob@acme.example", "bob@acme.example", "acme-france", authz.RoleOwner, 403, "nobody changes their own membership: an admin cannot make himself owner"),
+	demoGrant("bob@acme.example", "henry@acme.example", "acme-paris", authz.RoleEditor, 200, "admin of acme-france, inherited by acme-paris, may grant roles below owner"),
+	demoGrant("bob@acme.example", "henry@acme.example", "acme-germany", authz.RoleEditor, 403, "bob is only a viewer of acme-germany"),
 }

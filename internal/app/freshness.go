@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -79,16 +78,13 @@ type slotFreshness struct {
 }
 
 // AwaitLSN implements gateway.Freshness.
-func (f slotFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
+func (f slotFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
 	ticker := time.NewTicker(f.every)
 	defer ticker.Stop()
 	for {
 		covered, token, err := f.store.AppliedThrough(ctx, f.slot, lsn)
-		switch {
-		case err == nil && covered:
+		if err == nil && covered {
 			return token, nil
-		case errors.Is(err, authz.ErrInvalid):
-			return "", err
 		}
 		select {
 		case <-ctx.Done():
@@ -108,10 +104,6 @@ type syncerFreshness struct {
 }
 
 // AwaitLSN implements gateway.Freshness.
-func (f syncerFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
-	pos, err := pglogrepl.ParseLSN(lsn)
-	if err != nil {
-		return "", fmt.Errorf("%w: consistency token %q: %w", authz.ErrInvalid, lsn, err)
-	}
-	return f.syncer.AwaitApplied(ctx, pos)
+func (f syncerFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
+	return f.syncer.AwaitApplied(ctx, pglogrepl.LSN(lsn))
 }

@@ -21,25 +21,24 @@ const (
 // or what an application that writes rows itself reads after its commit),
 // which is first waited for. A ZedToken is standard base64 of a protobuf
 // message ("Gh8KEzE3..."), so it may contain '/' too: what tells the two
-// apart is that a position is nothing but hex digits around one '/'.
-var (
-	lsnToken = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
-	// lsnLike is a token meant as a position that is not a valid one (a
-	// half longer than 32 bits, or empty); it is refused rather than sent
-	// to SpiceDB, which could only call it a malformed ZedToken.
-	lsnLike = regexp.MustCompile(`^[0-9A-Fa-f]*/[0-9A-Fa-f]*$`)
-)
+// apart is that a position is nothing but hex digits around one '/'
+// (authz.ParseLSN).
+//
+// lsnLike is a token meant as a position that is not a valid one (a half
+// longer than 32 bits, or empty); it is refused rather than sent to
+// SpiceDB, which could only call it a malformed ZedToken.
+var lsnLike = regexp.MustCompile(`^[0-9A-Fa-f]*/[0-9A-Fa-f]*$`)
 
-// isLSNToken reports whether token is a WAL position; one that only looks
-// like one is an authz.ErrInvalid.
-func isLSNToken(token string) (bool, error) {
-	switch {
-	case lsnToken.MatchString(token):
-		return true, nil
-	case lsnLike.MatchString(token):
-		return false, fmt.Errorf("%w: consistency token %q is not a WAL position like 0/16B3748 (each half at most 8 hex digits)", authz.ErrInvalid, token)
+// lsnToken reads token as a WAL position; ok is false for a ZedToken, and
+// one that only looks like a position is an authz.ErrInvalid.
+func lsnToken(token string) (lsn authz.LSN, ok bool, err error) {
+	if !lsnLike.MatchString(token) {
+		return 0, false, nil
 	}
-	return false, nil
+	if lsn, err = authz.ParseLSN(token); err != nil {
+		return 0, false, fmt.Errorf("consistency token: %w (each half at most 8 hex digits)", err)
+	}
+	return lsn, true, nil
 }
 
 // consistencyToken takes the token from the body or the Consistency-Token
@@ -72,7 +71,7 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	if err != nil {
 		return authz.Consistency{}, err
 	}
-	isLSN, err := isLSNToken(token)
+	lsn, isLSN, err := lsnToken(token)
 	if err != nil || !isLSN {
 		return authz.Consistency{AtLeastAsFresh: token}, err
 	}
@@ -81,7 +80,7 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ConsistencyWait)
 	defer cancel()
-	zed, err := g.freshness.AwaitLSN(ctx, token)
+	zed, err := g.freshness.AwaitLSN(ctx, lsn)
 	if err == nil && zed == "" {
 		err = fmt.Errorf("no ZedToken for it")
 	}

@@ -26,9 +26,9 @@ type fakeFreshness struct {
 	deadlines []time.Duration
 }
 
-func (f *fakeFreshness) AwaitLSN(ctx context.Context, lsn string) (string, error) {
+func (f *fakeFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
 	f.mu.Lock()
-	f.asked = append(f.asked, lsn)
+	f.asked = append(f.asked, lsn.String())
 	if d, ok := ctx.Deadline(); ok {
 		f.deadlines = append(f.deadlines, time.Until(d))
 	}
@@ -124,7 +124,8 @@ func TestConsistencyTokenKinds(t *testing.T) {
 						return
 					}
 					wantStatus(t, rec, http.StatusOK)
-					if asked := fresh.lsns(); tt.wantLSN == "" && len(asked) != 0 || tt.wantLSN != "" && (len(asked) != 1 || asked[0] != tt.wantLSN) {
+					// The position waited for, whatever the case of its hex digits.
+					if asked := fresh.lsns(); tt.wantLSN == "" && len(asked) != 0 || tt.wantLSN != "" && (len(asked) != 1 || !strings.EqualFold(asked[0], tt.wantLSN)) {
 						t.Errorf("waited for %q, want %q", asked, tt.wantLSN)
 					}
 					var got []authz.Consistency

@@ -41,12 +41,12 @@ type CompanyReader interface {
 }
 
 // Freshness turns a Postgres WAL position into a ZedToken: it returns once
-// the sync has applied every transaction that ended at or before lsn (text
-// form, "0/16B3748"), with a token a read must be at least as fresh as to
+// the sync has applied every transaction that ended at or before lsn, with
+// a token a read must be at least as fresh as to
 // reflect them. It waits until ctx ends at most; any error means "not known
 // to be applied", and the read fails with 503.
 type Freshness interface {
-	AwaitLSN(ctx context.Context, lsn string) (zedToken string, err error)
+	AwaitLSN(ctx context.Context, lsn authz.LSN) (zedToken string, err error)
 }
 
 // Deps are the collaborators of a Gateway; Authn, Authz and Companies are

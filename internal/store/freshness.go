@@ -2,63 +2,34 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// lsnPattern is the text form of a pg_lsn, as pg_current_wal_lsn() prints it.
-var lsnPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
-
-// parseLSN reads the text form of a WAL position.
-func parseLSN(s string) (uint64, error) {
-	if !lsnPattern.MatchString(s) {
-		return 0, fmt.Errorf("%w: %q is not a WAL position like 0/16B3748", authz.ErrInvalid, s)
+// walGeometry is the server's WAL page and segment size, read once: a
+// waiting read asks AppliedThrough every few milliseconds, and the sizes
+// are fixed when the cluster is made.
+func (s *Store) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
+	if g := s.geometry.Load(); g != nil {
+		return *g, nil
 	}
-	hi, lo, _ := strings.Cut(s, "/")
-	h, err := strconv.ParseUint(hi, 16, 32)
+	var page, segment int64
+	err := s.pool.QueryRow(ctx, `select current_setting('wal_block_size')::bigint,
+			pg_size_bytes(current_setting('wal_segment_size'))`).Scan(&page, &segment)
 	if err != nil {
-		return 0, fmt.Errorf("%w: lsn %q: %w", authz.ErrInvalid, s, err)
+		return authz.WALGeometry{}, fmt.Errorf("read wal geometry: %w", translate(err))
 	}
-	l, err := strconv.ParseUint(lo, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("%w: lsn %q: %w", authz.ErrInvalid, s, err)
-	}
-	return h<<32 | l, nil
-}
-
-func formatLSN(lsn uint64) string {
-	return fmt.Sprintf("%X/%X", uint32(lsn>>32), uint32(lsn))
-}
-
-// Page header sizes of WAL on 64-bit servers (SizeOfXLogShortPHD and
-// SizeOfXLogLongPHD); the long one starts every segment.
-const (
-	walShortPageHeader = 24
-	walLongPageHeader  = 40
-)
-
-// recordEnd turns a position read with pg_current_wal_insert_lsn() into the
-// smallest record end it can stand for. That function answers just past the
-// page header when the last record ended on a page boundary, while a slot's
-// confirmed position and the sync's checkpoints name the boundary itself;
-// no record ends inside a header, so taking it off never passes a write that
-// is not applied. The sync's Syncer.AwaitApplied does the same.
-func recordEnd(lsn, page, segment uint64) uint64 {
-	switch {
-	case segment > 0 && lsn%segment == walLongPageHeader:
-		return lsn - walLongPageHeader
-	case page > 0 && lsn%page == walShortPageHeader:
-		return lsn - walShortPageHeader
-	}
-	return lsn
+	g := authz.WALGeometry{Page: uint64(page), Segment: uint64(segment)}
+	s.geometry.Store(&g)
+	return g, nil
 }
 
 // AppliedThrough reports whether the sync on slot has carried every
-// transaction that ended at or before lsn (a pg_lsn in text form) into
+// transaction that ended at or before lsn into
 // SpiceDB, and the ZedToken a read must be at least as fresh as to see them:
 // that of the slot's newest checkpoint. It is how a gateway in another
 // process than the sync serves read-your-writes.
@@ -72,49 +43,35 @@ func recordEnd(lsn, page, segment uint64) uint64 {
 // to lsn. For that inference to hold the slot is read first and the
 // checkpoints in a later statement, whose snapshot then includes the
 // checkpoint committed before the confirmation that statement one saw.
-//
-// A malformed lsn is an authz.ErrInvalid.
-func (s *Store) AppliedThrough(ctx context.Context, slot string, lsn string) (covered bool, token string, err error) {
-	want, err := parseLSN(lsn)
+func (s *Store) AppliedThrough(ctx context.Context, slot string, lsn authz.LSN) (covered bool, token string, err error) {
+	geometry, err := s.walGeometry(ctx)
 	if err != nil {
 		return false, "", fmt.Errorf("applied through: %w", err)
 	}
-	var (
-		confirmed     *string
-		page, segment int64
-	)
-	err = s.pool.QueryRow(ctx, `select
-			(select confirmed_flush_lsn::text from pg_replication_slots
-			  where slot_name = $1 and database = current_database()),
-			current_setting('wal_block_size')::bigint,
-			pg_size_bytes(current_setting('wal_segment_size'))`, slot).
-		Scan(&confirmed, &page, &segment)
-	if err != nil {
+	want := geometry.RecordEnd(lsn)
+	var confirmed *string
+	err = s.pool.QueryRow(ctx, `select confirmed_flush_lsn::text from pg_replication_slots
+		where slot_name = $1 and database = current_database()`, slot).Scan(&confirmed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, "", fmt.Errorf("applied through: read slot %s: %w", slot, translate(err))
 	}
-	want = recordEnd(want, uint64(page), uint64(segment))
 	slotCovered := false
 	if confirmed != nil {
-		pos, err := parseLSN(*confirmed)
+		pos, err := authz.ParseLSN(*confirmed)
 		if err != nil {
 			return false, "", fmt.Errorf("applied through: slot %s: %w", slot, err)
 		}
 		slotCovered = pos >= want
 	}
-	var snapshotDone, checkpointCovered bool
-	err = s.pool.QueryRow(ctx, `select
-			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
-			exists (select from tenantgate.sync_checkpoints where slot = $1 and lsn >= $2::pg_lsn),
-			coalesce((select zed_token from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1), '')`,
-		slot, formatLSN(want)).Scan(&snapshotDone, &checkpointCovered, &token)
+	p, checkpointCovered, err := s.progress(ctx, slot, want)
 	if err != nil {
-		return false, "", fmt.Errorf("applied through: read checkpoints of %s: %w", slot, translate(err))
+		return false, "", fmt.Errorf("applied through: %w", err)
 	}
 	// A slot being made anew reports its start as confirmed before the
 	// snapshot behind it is in SpiceDB; and without a token no read could
 	// be made fresh enough, so neither counts as covered.
-	if !snapshotDone || token == "" || !(slotCovered || checkpointCovered) {
-		return false, token, nil
+	if !p.SnapshotDone || p.Token == "" || !(slotCovered || checkpointCovered) {
+		return false, p.Token, nil
 	}
-	return true, token, nil
+	return true, p.Token, nil
 }

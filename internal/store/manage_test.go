@@ -987,14 +987,14 @@ func checkToken(t *testing.T, what, token string, c commit) {
 
 func parseLSN(t *testing.T, s string) uint64 {
 	t.Helper()
-	var hi, lo uint32
-	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
-		t.Fatalf("consistency token %q is not a WAL position: %v", s, err)
+	lsn, err := authz.ParseLSN(s)
+	if err != nil {
+		t.Fatalf("consistency token: %v", err)
 	}
-	return uint64(hi)<<32 | uint64(lo)
+	return uint64(lsn)
 }
 
-func lsnText(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }
+func lsnText(lsn uint64) string { return authz.LSN(lsn).String() }
 
 // auditXID is the transaction ID of actor's allowed change to target, read
 // from the audit row it wrote in that transaction.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -122,13 +123,20 @@ type SyncProgress struct {
 
 // SyncProgress reads the newest checkpoint of the sync on slot.
 func (s *Store) SyncProgress(ctx context.Context, slot string) (SyncProgress, error) {
-	var p SyncProgress
-	err := s.pool.QueryRow(ctx, `select
+	p, _, err := s.progress(ctx, slot, authz.LSN(math.MaxUint64))
+	return p, err
+}
+
+// progress reads the progress of the sync on slot and whether one of its
+// checkpoints lies at or past at.
+func (s *Store) progress(ctx context.Context, slot string, at authz.LSN) (p SyncProgress, checkpointAt bool, err error) {
+	err = s.pool.QueryRow(ctx, `select
 			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
-			coalesce((select zed_token from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1), '')`,
-		slot).Scan(&p.SnapshotDone, &p.Token)
+			coalesce((select zed_token from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1), ''),
+			exists (select from tenantgate.sync_checkpoints where slot = $1 and lsn >= $2::pg_lsn)`,
+		slot, at.String()).Scan(&p.SnapshotDone, &p.Token, &checkpointAt)
 	if err != nil {
-		return SyncProgress{}, fmt.Errorf("sync progress: %w", translate(err))
+		return SyncProgress{}, false, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
 	}
-	return p, nil
+	return p, checkpointAt, nil
 }

@@ -10,9 +10,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 // connectTimeout bounds one connection attempt when the URL sets no
@@ -25,6 +28,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// logger receives the audit trail of management decisions.
 	logger *slog.Logger
+	// geometry is the server's WAL geometry, once read.
+	geometry atomic.Pointer[authz.WALGeometry]
 }
 
 // Open connects to databaseURL and pings it, so a wrong URL or a server that

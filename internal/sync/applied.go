@@ -9,39 +9,6 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// Page header sizes of WAL on 64-bit servers (SizeOfXLogShortPHD and
-// SizeOfXLogLongPHD); the long one starts every segment.
-const (
-	walShortPageHeader = 24
-	walLongPageHeader  = 40
-)
-
-// walGeometry is the server's WAL page and segment size, needed to read an
-// insert position as a record end (see recordEnd).
-type walGeometry struct {
-	page, segment uint64
-}
-
-// recordEnd turns an LSN read with pg_current_wal_insert_lsn() into the
-// smallest position a record ending there could have. That function reports
-// a position just past the page header when the last record ended exactly at
-// a page boundary, while the replication stream (and every commit end) names
-// the boundary itself: without this, a waiter for such a position would wait
-// for the next WAL record after it, which on an idle server can take 15 s or
-// more. No record ends inside a page header, so taking the header off never
-// lets a waiter pass before its write is applied. An unknown geometry (zero)
-// changes nothing: waiting longer is safe.
-func (g walGeometry) recordEnd(lsn pglogrepl.LSN) pglogrepl.LSN {
-	pos := uint64(lsn)
-	switch {
-	case g.segment > 0 && pos%g.segment == walLongPageHeader:
-		return lsn - walLongPageHeader
-	case g.page > 0 && pos%g.page == walShortPageHeader:
-		return lsn - walShortPageHeader
-	}
-	return lsn
-}
-
 // AwaitApplied returns once the sync has applied every transaction that
 // ended at or before lsn, with a ZedToken at least as fresh as those writes;
 // a read at least as fresh as the token reflects them. It waits without
@@ -55,7 +22,7 @@ func (g walGeometry) recordEnd(lsn pglogrepl.LSN) pglogrepl.LSN {
 func (s *Syncer) AwaitApplied(ctx context.Context, lsn pglogrepl.LSN) (token string, err error) {
 	for {
 		s.mu.Lock()
-		if s.applied >= s.wal.recordEnd(lsn) {
+		if s.applied >= pglogrepl.LSN(s.wal.RecordEnd(authz.LSN(lsn))) {
 			token = s.token
 			s.mu.Unlock()
 			if token == "" {
@@ -105,7 +72,7 @@ func (s *Syncer) setApplied(lsn pglogrepl.LSN) {
 	}
 }
 
-func (s *Syncer) setWALGeometry(g walGeometry) {
+func (s *Syncer) setWALGeometry(g authz.WALGeometry) {
 	s.mu.Lock()
 	s.wal = g
 	s.mu.Unlock()

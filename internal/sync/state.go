@@ -205,16 +205,16 @@ func (p pgState) slotRetention(ctx context.Context) (retained, behind float64, e
 }
 
 // walGeometry reads the server's WAL page and segment size.
-func (p pgState) walGeometry(ctx context.Context) (walGeometry, error) {
+func (p pgState) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	var page, segment int64
 	err := p.pool.QueryRow(ctx, `SELECT current_setting('wal_block_size')::bigint,
 		pg_size_bytes(current_setting('wal_segment_size'))`).Scan(&page, &segment)
 	if err != nil {
-		return walGeometry{}, fmt.Errorf("sync: read wal geometry: %w: %w", authz.ErrUnavailable, err)
+		return authz.WALGeometry{}, fmt.Errorf("sync: read wal geometry: %w: %w", authz.ErrUnavailable, err)
 	}
-	return walGeometry{page: uint64(page), segment: uint64(segment)}, nil
+	return authz.WALGeometry{Page: uint64(page), Segment: uint64(segment)}, nil
 }
 
 // heartbeat writes a little WAL in this database, so that an idle slot sees

@@ -129,7 +129,7 @@ type Syncer struct {
 	// and dropped when applied advances. wal reads waiters' positions.
 	applied     pglogrepl.LSN
 	appliedWake chan struct{}
-	wal         walGeometry
+	wal         authz.WALGeometry
 	state       pgState
 	// lastPrune is when the active sync last pruned old checkpoints.
 	lastPrune time.Time

@@ -169,12 +169,16 @@ type AuditEntry struct {
 	Detail map[string]string
 }
 
+// refusals are the kinds of error that are a decision against a request,
+// as the audit trail names them; any other error means no decision.
+var refusals = []struct {
+	err  error
+	name string
+}{{ErrForbidden, "forbidden"}, {ErrConflict, "conflict"}, {ErrNotFound, "not_found"}, {ErrInvalid, "invalid"}}
+
 // Outcome names the result of a decision for the audit trail.
 func Outcome(err error) string {
-	for _, k := range []struct {
-		err  error
-		name string
-	}{{ErrForbidden, "forbidden"}, {ErrConflict, "conflict"}, {ErrNotFound, "not_found"}, {ErrInvalid, "invalid"}} {
+	for _, k := range refusals {
 		if errors.Is(err, k.err) {
 			return k.name
 		}
@@ -183,6 +187,13 @@ func Outcome(err error) string {
 		return "failed"
 	}
 	return "allowed"
+}
+
+// Refused reports whether err is a decision against the request (one of
+// the refusals), rather than a failure to decide.
+func Refused(err error) bool {
+	outcome := Outcome(err)
+	return outcome != "allowed" && outcome != "failed"
 }
 
 // Access is one active membership through which a user reaches a company:

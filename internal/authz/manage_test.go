@@ -98,5 +98,8 @@ func TestOutcome(t *testing.T) {
 		if got := Outcome(err); got != want {
 			t.Errorf("Outcome(%v) = %q, want %q", err, got, want)
 		}
+		if got, wantRefused := Refused(err), want != "allowed" && want != "failed"; got != wantRefused {
+			t.Errorf("Refused(%v) = %v, want %v", err, got, wantRefused)
+		}
 	}
 }

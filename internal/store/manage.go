@@ -147,8 +147,7 @@ func (s *Store) manage(ctx context.Context, d *decision, fn func(pgx.Tx) error) 
 		}
 	}
 	if err != nil {
-		if errors.Is(err, authz.ErrForbidden) || errors.Is(err, authz.ErrConflict) ||
-			errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrInvalid) {
+		if authz.Refused(err) {
 			if aerr := s.audit(ctx, s.pool, d, err); aerr != nil {
 				s.logger.ErrorContext(ctx, "audit: cannot record a refusal", "action", d.action, "error", aerr)
 			}

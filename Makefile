@@ -22,8 +22,17 @@ fmt-check:
 
 # Issue 3's measurements (docs/benchmarks.md): backfill against SpiceDB's
 # own bulk import, stream rate and lag, against real PostgreSQL and
-# `spicedb serve`. Not part of `make test`. About 10 minutes on 2 cores;
-# TENANTGATE_BENCH_* (internal/bench/bench_test.go) choose smaller sizes.
+# `spicedb serve`. Not part of `make test`. About 5 minutes on 2 cores
+# (more on a busy machine); TENANTGATE_BENCH_* (docs/benchmarks.md) choose
+# sizes, repeats and a noisy neighbour.
 .PHONY: bench
 bench:
 	$(GO) test -v -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./internal/bench/
+
+# The crash test of internal/app at ten times its CI size: 200,000 random
+# changes and 200 SIGKILLs of the sync, with the PostgreSQL restart and the
+# SpiceDB outage of the short run.
+.PHONY: soak
+soak:
+	TENANTGATE_CRASH_CHANGES=200000 TENANTGATE_CRASH_KILLS=200 \
+		$(GO) test -v -count=1 -run '^TestCrashSafeSync$$' -timeout 2h ./internal/app/

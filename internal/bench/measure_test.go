@@ -11,10 +11,12 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -123,33 +125,47 @@ func clusterCPU(postmaster int) (float64, error) {
 	return total, nil
 }
 
-// machineCPU returns the busy and total jiffies of all CPUs since boot.
-func machineCPU() (busy, total uint64, err error) {
+// cpuTimes are jiffies of all CPUs since boot, from /proc/stat's first
+// line.
+type cpuTimes struct {
+	// busy is everything but idle and iowait; steal, part of it, is time
+	// the hypervisor gave to other guests while this one wanted to run: a
+	// slow run with high steal was slowed by the host, not by the code.
+	busy, steal, total uint64
+}
+
+func machineCPU() (cpuTimes, error) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
-		return 0, 0, fmt.Errorf("read /proc/stat: %w", err)
+		return cpuTimes{}, fmt.Errorf("read /proc/stat: %w", err)
 	}
 	defer f.Close()
 	line, err := bufio.NewReader(f).ReadString('\n')
 	if err != nil {
-		return 0, 0, fmt.Errorf("read /proc/stat: %w", err)
+		return cpuTimes{}, fmt.Errorf("read /proc/stat: %w", err)
 	}
 	fields := strings.Fields(line)
-	if len(fields) < 6 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	// user nice system idle iowait irq softirq steal; guest time that may
+	// follow is already counted in user and nice.
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
-	for i, s := range fields[1:] {
+	var t cpuTimes
+	for i, s := range fields[1:9] {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+			return cpuTimes{}, fmt.Errorf("/proc/stat: %w", err)
 		}
-		total += v
-		// idle and iowait are the 4th and 5th values.
-		if i != 3 && i != 4 {
-			busy += v
+		t.total += v
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			t.steal, t.busy = v, t.busy+v
+		default:
+			t.busy += v
 		}
 	}
-	return busy, total, nil
+	return t, nil
 }
 
 // loadAverage is the 1, 5 and 15 minute load average, as /proc/loadavg
@@ -208,9 +224,9 @@ type meter struct {
 }
 
 type meterSample struct {
-	at          time.Time
-	cpu         map[string]float64
-	busy, total uint64
+	at      time.Time
+	cpu     map[string]float64
+	machine cpuTimes
 }
 
 func newMeter(postmaster int, names []string, pids ...int) *meter {
@@ -239,7 +255,7 @@ func (m *meter) sample() meterSample {
 	if v, err := clusterCPU(m.postmaster); err == nil {
 		s.cpu["postgres"] = v
 	}
-	s.busy, s.total, _ = machineCPU()
+	s.machine, _ = machineCPU()
 	return s
 }
 
@@ -251,11 +267,12 @@ func (m *meter) usage(a, b meterSample) string {
 	for _, name := range m.order {
 		parts = append(parts, fmt.Sprintf("%s %.2f", name, (b.cpu[name]-a.cpu[name])/wall))
 	}
-	busy := 0.0
-	if b.total > a.total {
-		busy = 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
+	busy, steal := 0.0, 0.0
+	if total := float64(b.machine.total - a.machine.total); total > 0 {
+		busy = 100 * float64(b.machine.busy-a.machine.busy) / total
+		steal = 100 * float64(b.machine.steal-a.machine.steal) / total
 	}
-	return fmt.Sprintf("cores used: %s; machine %.0f%% busy", strings.Join(parts, ", "), busy)
+	return fmt.Sprintf("cores used: %s; machine %.0f%% busy, %.0f%% stolen by the host", strings.Join(parts, ", "), busy, steal)
 }
 
 // percentile is the nearest-rank percentile p (0..100) of sorted values.
@@ -396,4 +413,29 @@ func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	return out, nil
+}
+
+// busyLoops starts n processes that spin on a core each until stop is
+// called (or ctx ends): a neighbour that takes CPU from everything the
+// measurement runs, as another tenant of a shared machine would.
+func busyLoops(ctx context.Context, n int) (stop func(), err error) {
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, cmd := range cmds {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	for range n {
+		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		// A loop that outlived a killed benchmark would spin for good and
+		// skew every later measurement on the machine.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start busy loop: %w", err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return stop, nil
 }

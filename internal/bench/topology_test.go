@@ -32,9 +32,11 @@ type cluster struct {
 	postmaster int
 	tenantgate string
 	logDir     string
+	// datastoreParams are appended to every SpiceDB's datastore URL.
+	datastoreParams string
 }
 
-func startCluster(ctx context.Context, b *testing.B) *cluster {
+func startCluster(ctx context.Context, b *testing.B, datastoreParams string) *cluster {
 	b.Helper()
 	pg := testutil.NewTestPostgres(b)
 	bin, err := testutil.BuildTenantgate(ctx)
@@ -68,7 +70,7 @@ func startCluster(ctx context.Context, b *testing.B) *cluster {
 		b.Fatal(err)
 	}
 	b.Logf("sync and SpiceDB logs are kept in %s", logDir)
-	return &cluster{pg: pg, postmaster: st.ppid, tenantgate: bin, logDir: logDir}
+	return &cluster{pg: pg, postmaster: st.ppid, tenantgate: bin, logDir: logDir, datastoreParams: datastoreParams}
 }
 
 // appDB is an application database with seeded rows.
@@ -215,7 +217,11 @@ func (c *cluster) startSpiceDB(ctx context.Context, name string) (*spiceDB, erro
 	if err := c.pg.CreateDatabase(ctx, name, ""); err != nil {
 		return nil, err
 	}
-	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: c.pg.URL(name)})
+	datastoreURL := c.pg.URL(name)
+	if c.datastoreParams != "" {
+		datastoreURL += "&" + c.datastoreParams
+	}
+	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: datastoreURL})
 	if err != nil {
 		return nil, err
 	}

@@ -77,3 +77,9 @@ func (s *Syncer) setWALGeometry(g authz.WALGeometry) {
 	s.wal = g
 	s.mu.Unlock()
 }
+
+func (s *Syncer) geometry() authz.WALGeometry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wal
+}

@@ -217,6 +217,22 @@ func (p pgState) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
 	return authz.WALGeometry{Page: uint64(page), Segment: uint64(segment)}, nil
 }
 
+// walInsertEnd is the server's WAL insert position, as the end of the last
+// record written (see authz.WALGeometry.RecordEnd).
+func (p pgState) walInsertEnd(ctx context.Context, g authz.WALGeometry) (pglogrepl.LSN, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var pos string
+	if err := p.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("sync: read wal position: %w: %w", authz.ErrUnavailable, err)
+	}
+	lsn, err := authz.ParseLSN(pos)
+	if err != nil {
+		return 0, fmt.Errorf("sync: wal position: %w", err)
+	}
+	return pglogrepl.LSN(g.RecordEnd(lsn)), nil
+}
+
 // heartbeat writes a little WAL in this database, so that an idle slot sees
 // its position move and can confirm it instead of pinning WAL that other
 // databases on the server keep writing.

@@ -33,6 +33,11 @@ type streamState struct {
 	pendingSince time.Time
 	inTx         bool
 	pending      []authz.Update
+	// readyAt is the server's WAL position when the stream began: once it
+	// is confirmed, the target holds every change committed before, and
+	// the sync is ready.
+	readyAt pglogrepl.LSN
+	began   time.Time
 	// transactions counts transactions received, for the progress log.
 	transactions int64
 }
@@ -71,17 +76,26 @@ func (ss *streamState) markUnflushed() {
 // transactions in progress, so every change arrives between its
 // transaction's Begin and Commit.
 func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lock *activeLock, start pglogrepl.LSN) error {
-	err := pglogrepl.StartReplication(ctx, repl, st.slot, start, pglogrepl.StartReplicationOptions{
+	// Read before the stream starts, so it lies past every commit that
+	// returned before: changes made while the snapshot was copied, or the
+	// backlog a resumed slot holds.
+	readyAt, err := st.walInsertEnd(ctx, s.geometry())
+	if err != nil {
+		return err
+	}
+	err = pglogrepl.StartReplication(ctx, repl, st.slot, start, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", s.cfg.Publication)},
 	})
 	if err != nil {
 		return fmt.Errorf("sync: start replication on slot %s (has `tenantgate migrate` created publication %q?): %w", st.slot, s.cfg.Publication, err)
 	}
-	s.setReady(true)
-	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start}
+	s.setActive(true)
+	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start,
+		readyAt: readyAt, began: time.Now()}
 	// A fresh snapshot holds everything before its slot's start (zero, a
 	// resumed slot, is learnt from the first keepalive).
 	s.setApplied(start)
+	s.readyIfCaughtUp(ss)
 	sendStatus := func() error {
 		err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
 		if err == nil {
@@ -316,12 +330,20 @@ func (s *Syncer) flush(ctx context.Context, st pgState, ss *streamState) error {
 	return nil
 }
 
-// publishConfirmed publishes a new confirmed position: metrics and waiters in
-// AwaitApplied. The stream loop reports it to Postgres before it waits for
-// the next message.
+// publishConfirmed publishes a new confirmed position: metrics, waiters in
+// AwaitApplied and readiness. The stream loop reports it to Postgres before
+// it waits for the next message.
 func (s *Syncer) publishConfirmed(ss *streamState) {
 	s.metrics.appliedLSN.Set(float64(ss.confirmed))
 	s.setApplied(ss.confirmed)
+	s.readyIfCaughtUp(ss)
+}
+
+func (s *Syncer) readyIfCaughtUp(ss *streamState) {
+	if ss.confirmed >= ss.readyAt && !s.Ready() {
+		s.setReady(true)
+		s.cfg.Logger.Info("sync: caught up; ready", "lsn", ss.confirmed.String(), "after", time.Since(ss.began))
+	}
 }
 
 // missingOldRow fails the stream: without REPLICA IDENTITY FULL an update or

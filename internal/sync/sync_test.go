@@ -335,6 +335,47 @@ func TestWritesDuringInitialSnapshotAreKept(t *testing.T) {
 	}
 }
 
+// TestReadyOnlyOnceCaughtUp commits a change after the slot's snapshot was
+// taken but before the stream starts, and holds flushes back for a second:
+// the sync must not report ready before that change is in SpiceDB, or a
+// gateway would answer from a state older than, say, a revocation made
+// while the snapshot was copied.
+func TestReadyOnlyOnceCaughtUp(t *testing.T) {
+	e := newEnv(t)
+	e.seed(20, 200)
+	cfg := e.config()
+	cfg.FlushDelay = time.Second
+	cfg.Logger = slog.New(onMessage{Handler: cfg.Logger.Handler(), msg: "sync: snapshot applied", do: func() {
+		// On the sync's goroutine, which waits until it is committed.
+		_, err := e.db.Exec(context.Background(), `INSERT INTO company_memberships (user_id, company_id, role) VALUES ('late@example.com', 'c1', 'owner')`)
+		if err != nil {
+			t.Errorf("insert during the snapshot: %v", err)
+		}
+	}})
+	late := authz.Relationship{Resource: "c1", Relation: string(authz.RoleOwner), SubjectType: authz.TypeUser, SubjectID: "late@example.com"}
+	r := e.start(cfg, e.target)
+	e.waitReady(r)
+	if !actual(t, e.target)[late] {
+		t.Fatal("ready, but a membership committed while the snapshot was taken is not in SpiceDB")
+	}
+	e.waitConverged(e.target)
+}
+
+// onMessage runs do when a record with message msg is logged, before
+// passing it on.
+type onMessage struct {
+	slog.Handler
+	msg string
+	do  func()
+}
+
+func (h onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.do()
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
 func TestReconcileRepairsDriftAndReports(t *testing.T) {
 	e := newEnv(t)
 	e.seed(40, 200)

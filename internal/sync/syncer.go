@@ -151,13 +151,19 @@ func New(cfg Config, target Target) (*Syncer, error) {
 	return &Syncer{cfg: cfg, target: target, metrics: m}, nil
 }
 
-// Ready reports whether the initial snapshot is applied and the stream is
-// being followed.
+// Ready reports whether the target holds every change committed before the
+// stream began, which this run follows: the snapshot and what changed while
+// it was copied, or a resumed slot's backlog. Until then a reader could be
+// answered from a state older than changes it already knows were made (a
+// revocation made during the copy, say), so a gateway waits for it.
 func (s *Syncer) Ready() bool { return s.ready.Load() }
 
-func (s *Syncer) setReady(ready bool) {
-	s.ready.Store(ready)
-	if ready {
+func (s *Syncer) setReady(ready bool) { s.ready.Store(ready) }
+
+// setActive records whether this process follows the stream, caught up or
+// not.
+func (s *Syncer) setActive(active bool) {
+	if active {
 		s.metrics.active.Set(1)
 	} else {
 		s.metrics.active.Set(0)
@@ -185,6 +191,7 @@ func (s *Syncer) recordToken(token string) {
 // the Syncer is then not Ready, and Run may be called again). A persistent
 // sync first waits to become the active one.
 func (s *Syncer) Run(ctx context.Context) error {
+	defer s.setActive(false)
 	defer s.setReady(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -16,9 +16,16 @@ import (
 
 // syncFollower tracks the progress of a sync running in another process
 // (remote SpiceDB), so the gateway reads at least as fresh as the last change
-// the sync applied and is ready only once its snapshot is in.
+// the sync applied, and is ready only once the sync has applied every change
+// committed before the gateway started: a gateway that started while the
+// sync was behind would otherwise answer from an index older than changes
+// (revocations, say) made before it came up.
 type syncFollower struct {
 	progress atomic.Pointer[store.SyncProgress]
+	caughtUp atomic.Bool
+	// started is the WAL position when the gateway started, read by the
+	// first poll that reaches Postgres; only follow's goroutine uses it.
+	started *authz.LSN
 }
 
 // follow polls the sync's checkpoints every interval until ctx ends.
@@ -28,11 +35,10 @@ func (f *syncFollower) follow(ctx context.Context, st *store.Store, slot string,
 	failing := false
 	for {
 		qctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
-		p, err := st.SyncProgress(qctx, slot)
+		err := f.poll(qctx, st, slot, logger)
 		cancel()
 		switch {
 		case err == nil:
-			f.progress.Store(&p)
 			failing = false
 		case ctx.Err() == nil && !failing:
 			// Keep the last known floor: an older floor only makes reads
@@ -48,6 +54,35 @@ func (f *syncFollower) follow(ctx context.Context, st *store.Store, slot string,
 	}
 }
 
+// poll reads the sync's progress once and, until the sync has caught up
+// with the gateway's start, whether it has.
+func (f *syncFollower) poll(ctx context.Context, st *store.Store, slot string, logger *slog.Logger) error {
+	if f.started == nil {
+		pos, err := st.WALPosition(ctx)
+		if err != nil {
+			return err
+		}
+		f.started = &pos
+	}
+	p, err := st.SyncProgress(ctx, slot)
+	if err != nil {
+		return err
+	}
+	f.progress.Store(&p)
+	if f.caughtUp.Load() {
+		return nil
+	}
+	covered, _, err := st.AppliedThrough(ctx, slot, *f.started)
+	if err != nil {
+		return err
+	}
+	if covered {
+		f.caughtUp.Store(true)
+		logger.Info("the sync has applied every change made before this gateway started; ready", "lsn", f.started.String())
+	}
+	return nil
+}
+
 // token is the freshness floor for reads without a consistency token.
 func (f *syncFollower) token() string {
 	if p := f.progress.Load(); p != nil {
@@ -56,10 +91,11 @@ func (f *syncFollower) token() string {
 	return ""
 }
 
-// ready reports whether the sync's initial snapshot is in SpiceDB.
+// ready reports whether the sync's initial snapshot is in SpiceDB and the
+// sync has caught up with the gateway's start.
 func (f *syncFollower) ready() bool {
 	p := f.progress.Load()
-	return p != nil && p.SnapshotDone
+	return p != nil && p.SnapshotDone && f.caughtUp.Load()
 }
 
 // appliedPollInterval is how often a remote gateway reads whether the sync

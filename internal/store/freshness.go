@@ -28,6 +28,16 @@ func (s *Store) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
 	return g, nil
 }
 
+// WALPosition is the server's WAL insert position: past the end of every
+// commit that has returned, whoever's connection made it.
+func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
+	var pos string
+	if err := s.pool.QueryRow(ctx, `select pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("read wal position: %w", translate(err))
+	}
+	return authz.ParseLSN(pos)
+}
+
 // AppliedThrough reports whether the sync on slot has carried every
 // transaction that ended at or before lsn into
 // SpiceDB, and the ZedToken a read must be at least as fresh as to see them:

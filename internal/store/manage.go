@@ -154,13 +154,11 @@ func (s *Store) manage(ctx context.Context, d *decision, fn func(pgx.Tx) error) 
 		}
 		return "", fmt.Errorf("%s: %w", d.action, err)
 	}
-	// The insert position is past the end of the commit that just returned,
-	// whoever's connection reads it.
-	var lsn string
-	if err := s.pool.QueryRow(ctx, `select pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
-		return "", fmt.Errorf("%s: read wal position: %w", d.action, translate(err))
+	lsn, err := s.WALPosition(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", d.action, err)
 	}
-	return lsn, nil
+	return lsn.String(), nil
 }
 
 // retryable reports a failure that running the transaction again can cure.

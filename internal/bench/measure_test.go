@@ -300,8 +300,14 @@ type syncLog struct {
 	reconcile                  time.Duration
 	reconciled, missing, extra int64
 	// applied comes from "sync: snapshot applied": slot creation, copy,
-	// reconcile and bookkeeping.
-	applied time.Duration
+	// reconcile and bookkeeping; appliedAt is when it was logged.
+	applied   time.Duration
+	appliedAt time.Time
+	// catchUp comes from "sync: caught up; ready": from the stream's start
+	// until it had applied everything committed before, the WAL written
+	// during the backfill (SpiceDB's own import, when its datastore shares
+	// the server) included.
+	catchUp time.Duration
 }
 
 // parseSyncLog reads the events of the first backfill in a sync's log.
@@ -339,6 +345,14 @@ func parseSyncLog(path string) (syncLog, error) {
 		case "sync: snapshot applied":
 			if out.applied == 0 {
 				out.applied, err = duration(ev["duration"])
+				if err == nil {
+					out.appliedAt, err = timestamp(ev["time"])
+				}
+				seen++
+			}
+		case "sync: caught up; ready":
+			if out.catchUp == 0 {
+				out.catchUp, err = duration(ev["after"])
 				seen++
 			}
 		}
@@ -347,11 +361,20 @@ func parseSyncLog(path string) (syncLog, error) {
 		}
 	}
 	// The reconcile is logged only when the copy did not import into an
-	// empty SpiceDB; copy and snapshot applied always are.
-	if seen < 2 {
-		return out, fmt.Errorf("sync log %s: found %d of the 2 required backfill events (log format changed?)", path, seen)
+	// empty SpiceDB; copy, snapshot applied and caught up always are.
+	if seen < 3 {
+		return out, fmt.Errorf("sync log %s: found %d of the 3 required backfill events (log format changed?)", path, seen)
 	}
 	return out, nil
+}
+
+// timestamp reads the time of a record as slog's JSON handler writes it.
+func timestamp(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("not a timestamp: %v", v)
+	}
+	return time.Parse(time.RFC3339Nano, s)
 }
 
 func number(v any) float64 {

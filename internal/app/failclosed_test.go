@@ -14,10 +14,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/spicedb"
+	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 // TestChecksFailClosedWhenSpiceDBCannotAnswer wires the real gateway to a
@@ -26,14 +25,7 @@ import (
 func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sdb, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sdb.Stop(context.Background()) })
-	if err := sdb.WriteSchema(ctx, schema.Schema); err != nil {
-		t.Fatal(err)
-	}
+	sdb := spicedbtest.NewEmbedded(t)
 	rel, _ := authz.MembershipRelationship(authz.Membership{UserID: "alice", CompanyID: "acme", Role: authz.RoleOwner, Status: authz.StatusActive})
 	if _, err := sdb.Write(ctx, []authz.Update{{Op: authz.OpTouch, Rel: rel}}); err != nil {
 		t.Fatal(err)

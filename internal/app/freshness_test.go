@@ -11,11 +11,10 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/authz"
-	"github.com/tenantgate/tenantgate/internal/spicedb"
+	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	"github.com/tenantgate/tenantgate/internal/store"
 	membersync "github.com/tenantgate/tenantgate/internal/sync"
 	"github.com/tenantgate/tenantgate/internal/testutil"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 // TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp starts a remote-mode
@@ -38,14 +37,7 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	target, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = target.Stop(context.Background()) })
-	if err := target.WriteSchema(ctx, schema.Schema); err != nil {
-		t.Fatal(err)
-	}
+	target := spicedbtest.NewEmbedded(t)
 	const slot = "follower_test"
 	db, err := pgxpool.New(ctx, dbURL)
 	if err != nil {

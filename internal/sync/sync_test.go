@@ -15,9 +15,9 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
+	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	membersync "github.com/tenantgate/tenantgate/internal/sync"
 	"github.com/tenantgate/tenantgate/internal/testutil"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 func TestMain(m *testing.M) { testutil.PostgresMain(m) }
@@ -50,22 +50,7 @@ func newEnv(t *testing.T) *env {
 			t.Error(err)
 		}
 	})
-	return &env{t: t, dbURL: dbURL, db: db, target: newTarget(t)}
-}
-
-func newTarget(t *testing.T) *spicedb.Embedded {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Stop(context.Background()) })
-	if err := e.WriteSchema(ctx, schema.Schema); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &env{t: t, dbURL: dbURL, db: db, target: spicedbtest.NewEmbedded(t)}
 }
 
 func (e *env) exec(sql string, args ...any) {
@@ -264,7 +249,7 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		r.stop()
 	})
 	t.Run("spicedb replaced by an empty one", func(t *testing.T) {
-		fresh := newTarget(t)
+		fresh := spicedbtest.NewEmbedded(t)
 		r := e.start(e.config(), fresh)
 		e.waitReady(r)
 		e.waitConverged(fresh)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	stdsync "sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/store"
 	membersync "github.com/tenantgate/tenantgate/internal/sync"
 )
@@ -99,36 +102,127 @@ func (f *syncFollower) ready() bool {
 }
 
 // appliedPollInterval is how often a remote gateway reads whether the sync
-// has applied a position a read waits for. The sync reports a new position
+// has applied the positions reads wait for. The sync reports a new position
 // to its slot at once, so this is most of the wait; each poll is two short
-// queries, made only while a read waits.
+// queries, made only while a read waits, however many do.
 const appliedPollInterval = 15 * time.Millisecond
 
 // slotFreshness serves LSN consistency tokens when the sync runs in another
-// process: it polls the sync's slot and checkpoints until they cover the
-// position.
+// process. One poller per gateway reads how far the sync's slot and
+// checkpoints have got, every `every` while any read waits, and releases
+// the reads it covers: a poll per read would put a query load on Postgres
+// that grows with the number of waiting reads, just when the sync is
+// behind.
 type slotFreshness struct {
 	store *store.Store
 	slot  string
 	every time.Duration
+	polls prometheus.Counter
+	// wake tells run that a first waiter arrived.
+	wake chan struct{}
+
+	mu      stdsync.Mutex
+	waiters map[*lsnWaiter]struct{}
+	// lastErr is the error of the last poll, for waiters that give up.
+	lastErr error
+}
+
+var (
+	_ gateway.Freshness = (*slotFreshness)(nil)
+	_ gateway.Freshness = syncerFreshness{}
+)
+
+type lsnWaiter struct {
+	lsn  authz.LSN
+	done chan string
+}
+
+func newSlotFreshness(st *store.Store, slot string, every time.Duration, reg prometheus.Registerer) (*slotFreshness, error) {
+	polls := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tenantgate_gateway_applied_polls_total",
+		Help: "Reads of how far the sync has applied, made while requests wait for a consistency token; a high rate means requests often wait, because the sync is behind or clients pass tokens of writes they just made.",
+	})
+	if err := reg.Register(polls); err != nil {
+		return nil, fmt.Errorf("freshness metrics: %w", err)
+	}
+	return &slotFreshness{store: st, slot: slot, every: every, polls: polls,
+		wake: make(chan struct{}, 1), waiters: map[*lsnWaiter]struct{}{}}, nil
 }
 
 // AwaitLSN implements gateway.Freshness.
-func (f slotFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
+func (f *slotFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
+	w := &lsnWaiter{lsn: lsn, done: make(chan string, 1)}
+	f.mu.Lock()
+	f.waiters[w] = struct{}{}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case token := <-w.done:
+		return token, nil
+	case <-ctx.Done():
+		f.mu.Lock()
+		delete(f.waiters, w)
+		err := f.lastErr
+		f.mu.Unlock()
+		// Released in the meantime: the answer is there.
+		select {
+		case token := <-w.done:
+			return token, nil
+		default:
+		}
+		if err != nil {
+			return "", fmt.Errorf("%w: sync has not applied lsn %s yet: %w", authz.ErrUnavailable, lsn, err)
+		}
+		return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, lsn)
+	}
+}
+
+// run polls while reads wait, until ctx ends.
+func (f *slotFreshness) run(ctx context.Context) {
 	ticker := time.NewTicker(f.every)
 	defer ticker.Stop()
 	for {
-		covered, token, err := f.store.AppliedThrough(ctx, f.slot, lsn)
-		if err == nil && covered {
-			return token, nil
+		if f.idle() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.wake:
+			}
 		}
+		f.poll(ctx)
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return "", fmt.Errorf("%w: sync has not applied lsn %s yet: %w", authz.ErrUnavailable, lsn, err)
-			}
-			return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, lsn)
+			return
 		case <-ticker.C:
+		}
+	}
+}
+
+func (f *slotFreshness) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.waiters) == 0
+}
+
+// poll reads the sync's progress once and releases every waiter it covers.
+func (f *slotFreshness) poll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, max(f.every, time.Second))
+	defer cancel()
+	f.polls.Inc()
+	applied, err := f.store.SyncApplied(ctx, f.slot)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastErr = err
+	if err != nil {
+		return
+	}
+	for w := range f.waiters {
+		if applied.Covers(w.lsn) {
+			w.done <- applied.Token
+			delete(f.waiters, w)
 		}
 	}
 }

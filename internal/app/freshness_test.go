@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	stdsync "sync"
 	"testing"
 	"time"
 
@@ -105,4 +107,49 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 	if revoked := (authz.Relationship{Resource: "acme", Relation: string(authz.RoleAdmin), SubjectType: authz.TypeUser, SubjectID: "mallory"}); got[revoked] {
 		t.Fatal("ready, but the revocation is not in SpiceDB")
 	}
+}
+
+// TestLSNWaitsShareOnePoller has many reads wait at once for a position no
+// sync ever reaches: each must fail closed as unavailable, and the gateway
+// must have read the sync's progress about once per interval, not once per
+// waiting read per interval, which would load Postgres most when the sync
+// is already behind.
+func TestLSNWaitsShareOnePoller(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, testutil.NewTestDatabase(t), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	const every, readers = 15 * time.Millisecond, 50
+	waits, err := app.StartSlotWaits(ctx, st, "no_such_slot", every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	errs := make([]error, readers)
+	var wg stdsync.WaitGroup
+	for i := range readers {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			_, errs[i] = waits.AwaitLSN(rctx, authz.LSN(1)<<40)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	for i, err := range errs {
+		if !errors.Is(err, authz.ErrUnavailable) {
+			t.Errorf("read %d: %v, want an ErrUnavailable", i, err)
+		}
+	}
+	// A ticker fires at most once per interval; a first waiter adds a poll
+	// at once, a tick kept from before may add one, and one may start as
+	// the last waiter leaves.
+	polls, bound := waits.Polls(), float64(elapsed/every)+3
+	if polls < 1 || polls > bound {
+		t.Fatalf("%d reads waiting %v made %.0f polls, want 1 to %.0f", readers, elapsed.Round(time.Millisecond), polls, bound)
+	}
+	t.Logf("%d reads waiting %v made %.0f polls", readers, elapsed.Round(time.Millisecond), polls)
 }

@@ -69,7 +69,12 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		go runSync(ctx, syncer, logger)
 	} else {
 		ready = follower.ready
-		freshness = slotFreshness{store: st, slot: cfg.SyncSlot, every: appliedPollInterval}
+		waits, err := newSlotFreshness(st, cfg.SyncSlot, appliedPollInterval, reg)
+		if err != nil {
+			return err
+		}
+		freshness = waits
+		go waits.run(ctx)
 		go follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
 	}
 

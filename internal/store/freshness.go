@@ -38,50 +38,76 @@ func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
 	return authz.ParseLSN(pos)
 }
 
-// AppliedThrough reports whether the sync on slot has carried every
-// transaction that ended at or before lsn into
-// SpiceDB, and the ZedToken a read must be at least as fresh as to see them:
-// that of the slot's newest checkpoint. It is how a gateway in another
-// process than the sync serves read-your-writes.
+// Applied says how far the sync of one slot has carried Postgres into
+// SpiceDB, as read by SyncApplied.
+type Applied struct {
+	// Token is the ZedToken of the slot's newest checkpoint: a read at
+	// least as fresh as it sees every change the sync has applied.
+	Token string
+	// through is the position up to which every transaction is in SpiceDB,
+	// zero while none is known to be.
+	through  authz.LSN
+	geometry authz.WALGeometry
+}
+
+// Covers reports whether every transaction that ended at or before lsn (a
+// position read with pg_current_wal_insert_lsn() after a commit) is
+// applied.
+func (a Applied) Covers(lsn authz.LSN) bool {
+	return a.through > 0 && a.geometry.RecordEnd(lsn) <= a.through
+}
+
+// SyncApplied reads how far the sync on slot has applied: it is how a
+// gateway in another process than the sync serves read-your-writes, and
+// knows it has caught up.
 //
-// Covered means the slot's initial snapshot is complete, and the slot's
-// confirmed_flush_lsn or one of its checkpoints is at or past lsn. The sync
-// confirms a position to the slot only after the checkpoint covering every
-// change before it is committed (between transactions of no synced table it
-// confirms without one: there was nothing to apply), so a confirmed position
-// at or past lsn means the newest checkpoint's token covers every write up
-// to lsn. For that inference to hold the slot is read first and the
+// A position is applied once the slot's initial snapshot is complete and
+// the slot's confirmed_flush_lsn or one of its checkpoints is at or past
+// it. The sync confirms a position to the slot only after the checkpoint
+// covering every change before it is committed (between transactions of no
+// synced table it confirms without one: there was nothing to apply), so a
+// confirmed position means the newest checkpoint's token covers every write
+// up to it. For that inference to hold the slot is read first and the
 // checkpoints in a later statement, whose snapshot then includes the
 // checkpoint committed before the confirmation that statement one saw.
-func (s *Store) AppliedThrough(ctx context.Context, slot string, lsn authz.LSN) (covered bool, token string, err error) {
+func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 	geometry, err := s.walGeometry(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("applied through: %w", err)
+		return Applied{}, fmt.Errorf("sync applied: %w", err)
 	}
-	want := geometry.RecordEnd(lsn)
 	var confirmed *string
 	err = s.pool.QueryRow(ctx, `select confirmed_flush_lsn::text from pg_replication_slots
 		where slot_name = $1 and database = current_database()`, slot).Scan(&confirmed)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, "", fmt.Errorf("applied through: read slot %s: %w", slot, translate(err))
+		return Applied{}, fmt.Errorf("sync applied: read slot %s: %w", slot, translate(err))
 	}
-	slotCovered := false
+	var slotAt authz.LSN
 	if confirmed != nil {
-		pos, err := authz.ParseLSN(*confirmed)
-		if err != nil {
-			return false, "", fmt.Errorf("applied through: slot %s: %w", slot, err)
+		if slotAt, err = authz.ParseLSN(*confirmed); err != nil {
+			return Applied{}, fmt.Errorf("sync applied: slot %s: %w", slot, err)
 		}
-		slotCovered = pos >= want
 	}
-	p, checkpointCovered, err := s.progress(ctx, slot, want)
+	p, checkpointAt, err := s.progress(ctx, slot)
+	if err != nil {
+		return Applied{}, fmt.Errorf("sync applied: %w", err)
+	}
+	a := Applied{Token: p.Token, geometry: geometry}
+	// A slot being made anew reports its start as confirmed before the
+	// snapshot behind it is in SpiceDB; and without a token no read could
+	// be made fresh enough, so neither counts as applied.
+	if p.SnapshotDone && p.Token != "" {
+		a.through = max(slotAt, checkpointAt)
+	}
+	return a, nil
+}
+
+// AppliedThrough reports whether the sync on slot has carried every
+// transaction that ended at or before lsn into SpiceDB (see SyncApplied),
+// and the token of its newest checkpoint.
+func (s *Store) AppliedThrough(ctx context.Context, slot string, lsn authz.LSN) (covered bool, token string, err error) {
+	a, err := s.SyncApplied(ctx, slot)
 	if err != nil {
 		return false, "", fmt.Errorf("applied through: %w", err)
 	}
-	// A slot being made anew reports its start as confirmed before the
-	// snapshot behind it is in SpiceDB; and without a token no read could
-	// be made fresh enough, so neither counts as covered.
-	if !p.SnapshotDone || p.Token == "" || !(slotCovered || checkpointCovered) {
-		return false, p.Token, nil
-	}
-	return true, p.Token, nil
+	return a.Covers(lsn), a.Token, nil
 }

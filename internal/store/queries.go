@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -123,20 +122,25 @@ type SyncProgress struct {
 
 // SyncProgress reads the newest checkpoint of the sync on slot.
 func (s *Store) SyncProgress(ctx context.Context, slot string) (SyncProgress, error) {
-	p, _, err := s.progress(ctx, slot, authz.LSN(math.MaxUint64))
+	p, _, err := s.progress(ctx, slot)
 	return p, err
 }
 
-// progress reads the progress of the sync on slot and whether one of its
-// checkpoints lies at or past at.
-func (s *Store) progress(ctx context.Context, slot string, at authz.LSN) (p SyncProgress, checkpointAt bool, err error) {
+// progress reads the progress of the sync on slot and the position of its
+// newest checkpoint (zero if it has none).
+func (s *Store) progress(ctx context.Context, slot string) (p SyncProgress, newest authz.LSN, err error) {
+	var at string
 	err = s.pool.QueryRow(ctx, `select
 			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
-			coalesce((select zed_token from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1), ''),
-			exists (select from tenantgate.sync_checkpoints where slot = $1 and lsn >= $2::pg_lsn)`,
-		slot, at.String()).Scan(&p.SnapshotDone, &p.Token, &checkpointAt)
+			coalesce(c.zed_token, ''), coalesce(c.lsn, '0/0')::text
+		from (select) one left join lateral (
+			select zed_token, lsn from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1) c on true`,
+		slot).Scan(&p.SnapshotDone, &p.Token, &at)
 	if err != nil {
-		return SyncProgress{}, false, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
+		return SyncProgress{}, 0, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
 	}
-	return p, checkpointAt, nil
+	if newest, err = authz.ParseLSN(at); err != nil {
+		return SyncProgress{}, 0, fmt.Errorf("sync progress of %s: %w", slot, err)
+	}
+	return p, newest, nil
 }

@@ -67,19 +67,20 @@ func (f *syncFollower) poll(ctx context.Context, st *store.Store, slot string, l
 		}
 		f.started = &pos
 	}
-	p, err := st.SyncProgress(ctx, slot)
-	if err != nil {
-		return err
-	}
-	f.progress.Store(&p)
 	if f.caughtUp.Load() {
+		p, err := st.SyncProgress(ctx, slot)
+		if err != nil {
+			return err
+		}
+		f.progress.Store(&p)
 		return nil
 	}
-	covered, _, err := st.AppliedThrough(ctx, slot, *f.started)
+	a, err := st.SyncApplied(ctx, slot)
 	if err != nil {
 		return err
 	}
-	if covered {
+	f.progress.Store(&a.SyncProgress)
+	if a.Covers(*f.started) {
 		f.caughtUp.Store(true)
 		logger.Info("the sync has applied every change made before this gateway started; ready", "lsn", f.started.String())
 	}

@@ -11,8 +11,8 @@ import (
 )
 
 // walGeometry is the server's WAL page and segment size, read once: a
-// waiting read asks AppliedThrough every few milliseconds, and the sizes
-// are fixed when the cluster is made.
+// gateway asks SyncApplied every few milliseconds while reads wait, and the
+// sizes are fixed when the cluster is made.
 func (s *Store) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
 	if g := s.geometry.Load(); g != nil {
 		return *g, nil
@@ -41,9 +41,7 @@ func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
 // Applied says how far the sync of one slot has carried Postgres into
 // SpiceDB, as read by SyncApplied.
 type Applied struct {
-	// Token is the ZedToken of the slot's newest checkpoint: a read at
-	// least as fresh as it sees every change the sync has applied.
-	Token string
+	SyncProgress
 	// through is the position up to which every transaction is in SpiceDB,
 	// zero while none is known to be.
 	through  authz.LSN
@@ -91,7 +89,7 @@ func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 	if err != nil {
 		return Applied{}, fmt.Errorf("sync applied: %w", err)
 	}
-	a := Applied{Token: p.Token, geometry: geometry}
+	a := Applied{SyncProgress: p, geometry: geometry}
 	// A slot being made anew reports its start as confirmed before the
 	// snapshot behind it is in SpiceDB; and without a token no read could
 	// be made fresh enough, so neither counts as applied.
@@ -99,15 +97,4 @@ func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 		a.through = max(slotAt, checkpointAt)
 	}
 	return a, nil
-}
-
-// AppliedThrough reports whether the sync on slot has carried every
-// transaction that ended at or before lsn into SpiceDB (see SyncApplied),
-// and the token of its newest checkpoint.
-func (s *Store) AppliedThrough(ctx context.Context, slot string, lsn authz.LSN) (covered bool, token string, err error) {
-	a, err := s.SyncApplied(ctx, slot)
-	if err != nil {
-		return false, "", fmt.Errorf("applied through: %w", err)
-	}
-	return a.Covers(lsn), a.Token, nil
 }

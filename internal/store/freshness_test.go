@@ -11,7 +11,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
-func TestAppliedThrough(t *testing.T) {
+func TestSyncApplied(t *testing.T) {
 	t.Parallel()
 	dbURL := testutil.NewTestDatabase(t)
 	s := openStore(t, dbURL)
@@ -54,12 +54,12 @@ func TestAppliedThrough(t *testing.T) {
 	}
 	check := func(step, at string, w want) {
 		t.Helper()
-		covered, token, err := s.AppliedThrough(t.Context(), slot, pos(at))
+		a, err := s.SyncApplied(t.Context(), slot)
 		if err != nil {
-			t.Fatalf("%s: AppliedThrough(%s): %v", step, at, err)
+			t.Fatalf("%s: SyncApplied: %v", step, err)
 		}
-		if covered != w.covered || token != w.token {
-			t.Errorf("%s: AppliedThrough(%s) = %v, %q; want %v, %q", step, at, covered, token, w.covered, w.token)
+		if covered := a.Covers(pos(at)); covered != w.covered || a.Token != w.token {
+			t.Errorf("%s: covers %s = %v, token %q; want %v, %q", step, at, covered, a.Token, w.covered, w.token)
 		}
 	}
 
@@ -91,8 +91,8 @@ func TestAppliedThrough(t *testing.T) {
 	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-2')`, slot, commit)
 	waitFor(t, "the slot to pass "+after, func() bool {
 		exec(`SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())`, slot)
-		covered, _, err := s.AppliedThrough(t.Context(), slot, pos(after))
-		return err == nil && covered
+		a, err := s.SyncApplied(t.Context(), slot)
+		return err == nil && a.Covers(pos(after))
 	})
 	check("confirmed by the slot", after, want{true, "zed-2"})
 	confirmed := lsn(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot)
@@ -114,8 +114,8 @@ func TestAppliedThrough(t *testing.T) {
 		check("checkpoint", tt.at, tt.w)
 	}
 
-	if covered, token, err := s.AppliedThrough(t.Context(), "no_such_slot", 1); covered || token != "" || err != nil {
-		t.Errorf("unknown slot: AppliedThrough = %v, %q, %v", covered, token, err)
+	if a, err := s.SyncApplied(t.Context(), "no_such_slot"); a.Covers(1) || a.Token != "" || err != nil {
+		t.Errorf("unknown slot: SyncApplied = covers %v, %q, %v", a.Covers(1), a.Token, err)
 	}
 	// Malformed positions never get here: authz.ParseLSN refuses them
 	// (TestParseLSN).

@@ -299,9 +299,8 @@ type syncLog struct {
 	// and repaired.
 	reconcile                  time.Duration
 	reconciled, missing, extra int64
-	// applied comes from "sync: snapshot applied": slot creation, copy,
-	// reconcile and bookkeeping; appliedAt is when it was logged.
-	applied   time.Duration
+	// appliedAt is when "sync: snapshot applied" was logged: slot creation,
+	// copy, reconcile and bookkeeping are done, and the stream starts.
 	appliedAt time.Time
 	// catchUp comes from "sync: caught up; ready": from the stream's start
 	// until it had applied everything committed before, the WAL written
@@ -343,11 +342,8 @@ func parseSyncLog(path string) (syncLog, error) {
 				out.missing, out.extra = int64(number(ev["missing"])), int64(number(ev["extra"]))
 			}
 		case "sync: snapshot applied":
-			if out.applied == 0 {
-				out.applied, err = duration(ev["duration"])
-				if err == nil {
-					out.appliedAt, err = timestamp(ev["time"])
-				}
+			if out.appliedAt.IsZero() {
+				out.appliedAt, err = timestamp(ev["time"])
 				seen++
 			}
 		case "sync: caught up; ready":

@@ -108,6 +108,7 @@ func (e *env) waitReady(r *running) {
 	poll(e.t, time.Minute, func() error {
 		select {
 		case err := <-r.done:
+			r.done <- err // for stop, which the cleanup still calls
 			e.t.Fatalf("sync ended: %v", err)
 		default:
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
+	"github.com/tenantgate/tenantgate/internal/store"
 	membersync "github.com/tenantgate/tenantgate/internal/sync"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
@@ -259,6 +260,63 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		}
 		r.stop()
 	})
+}
+
+// TestStartsOverWhenSlotIsLost lets PostgreSQL invalidate the slot of a
+// stopped sync (its WAL grew past max_slot_wal_keep_size and a checkpoint
+// removed it) while memberships change: the next sync must take a fresh
+// snapshot, not resume from a slot that no longer holds those changes. The
+// setting is the server's, so the test has a cluster of its own.
+func TestStartsOverWhenSlotIsLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	pg := testutil.NewTestPostgres(t)
+	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := pg.URL("app")
+	if err := store.Migrate(ctx, dbURL, nil); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	e := &env{t: t, dbURL: dbURL, db: db, target: spicedbtest.NewEmbedded(t)}
+	e.exec(`ALTER SYSTEM SET max_slot_wal_keep_size = '16MB'`)
+	e.exec(`SELECT pg_reload_conf()`)
+	e.seed(20, 100)
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+	r.stop()
+
+	e.exec(`DELETE FROM company_memberships WHERE company_id = 'c2'`)
+	e.exec(`UPDATE company_memberships SET role = 'viewer' WHERE company_id = 'c3'`)
+	// WAL of an unpublished table, then checkpoints, until the server gives
+	// the slot up.
+	e.exec(`CREATE TABLE filler (x text)`)
+	poll(t, time.Minute, func() error {
+		e.exec(`INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 10000)`)
+		e.exec(`SELECT pg_switch_wal()`)
+		e.exec(`CHECKPOINT`)
+		var status *string
+		if err := db.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, e.config().Slot).Scan(&status); err != nil {
+			return err
+		}
+		if status == nil || *status != "lost" {
+			return fmt.Errorf("slot's wal_status is %v, not lost yet", status)
+		}
+		return nil
+	})
+
+	r = e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.waitConverged(e.target)
+	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+		t.Error("no fresh snapshot after the slot was lost")
+	}
 }
 
 func TestStandbyTakesOver(t *testing.T) {

@@ -180,7 +180,8 @@ func (e *env) seed(companies, members int) {
 		FROM generate_series(1, $2) i`, companies, members)
 }
 
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// metricValue sums every series of the counter or gauge name.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -192,7 +193,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			total += m.GetCounter().GetValue()
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return total
@@ -204,7 +205,7 @@ func TestResumesFromPersistentSlot(t *testing.T) {
 	r := e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 250 {
+	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 250 {
 		t.Fatalf("first run read %v snapshot rows, want 250", n)
 	}
 	r.stop()
@@ -217,7 +218,7 @@ func TestResumesFromPersistentSlot(t *testing.T) {
 	r = e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 0 {
+	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 0 {
 		t.Errorf("resumed run took a snapshot of %v rows; it should have resumed from the slot", n)
 	}
 	var checkpoints int
@@ -245,7 +246,7 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		r := e.start(e.config(), e.target)
 		e.waitReady(r)
 		e.waitConverged(e.target)
-		if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+		if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
 			t.Error("no fresh snapshot after the slot was dropped")
 		}
 		r.stop()
@@ -255,7 +256,7 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		r := e.start(e.config(), fresh)
 		e.waitReady(r)
 		e.waitConverged(fresh)
-		if n := counterValue(t, r.reg, "tenantgate_sync_reconcile_repairs_total"); n == 0 {
+		if n := metricValue(t, r.reg, "tenantgate_sync_reconcile_repairs_total"); n == 0 {
 			t.Error("the reconcile on resume repaired nothing in an empty SpiceDB")
 		}
 		r.stop()
@@ -314,9 +315,25 @@ func TestStartsOverWhenSlotIsLost(t *testing.T) {
 	r = e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := counterValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
 		t.Error("no fresh snapshot after the slot was lost")
 	}
+}
+
+// TestSlotWALRetentionIsExposed reads the gauges an operator alerts on
+// before the slot fills the server's disk (docs/operations.md).
+func TestSlotWALRetentionIsExposed(t *testing.T) {
+	e := newEnv(t)
+	e.seed(5, 20)
+	r := e.start(e.config(), e.target)
+	e.waitReady(r)
+	e.exec(`UPDATE company_memberships SET role = 'viewer'`)
+	poll(t, 30*time.Second, func() error {
+		if v := metricValue(t, r.reg, "tenantgate_sync_slot_retained_wal_bytes"); v <= 0 {
+			return fmt.Errorf("tenantgate_sync_slot_retained_wal_bytes = %v", v)
+		}
+		return nil
+	})
 }
 
 func TestStandbyTakesOver(t *testing.T) {
@@ -505,7 +522,7 @@ func TestUnmappableRowsGoToDeadLetters(t *testing.T) {
 	if want := []string{"m-role", "m-snap", "m-stream"}; !slices.Equal(ids, want) {
 		t.Errorf("dead letters %v, want %v", ids, want)
 	}
-	if n := counterValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 3 {
+	if n := metricValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 3 {
 		t.Errorf("dead letter metric %v, want at least 3", n)
 	}
 }

@@ -288,6 +288,8 @@ func (s *Syncer) background(ctx context.Context, st pgState) {
 	defer heartbeat.Stop()
 	retention := time.NewTicker(15 * time.Second)
 	defer retention.Stop()
+	// At once too, so the gauges mean something from the start.
+	s.sampleRetention(ctx, st)
 	for {
 		select {
 		case <-ctx.Done():
@@ -297,14 +299,20 @@ func (s *Syncer) background(ctx context.Context, st pgState) {
 				s.cfg.Logger.Warn("sync: heartbeat failed", "error", err)
 			}
 		case <-retention.C:
-			retained, behind, err := st.slotRetention(ctx)
-			if err != nil {
-				continue
-			}
-			s.metrics.slotRetained.Set(retained)
-			s.metrics.slotBehind.Set(behind)
+			s.sampleRetention(ctx, st)
 		}
 	}
+}
+
+// sampleRetention sets the slot's WAL gauges; a failed read keeps the last
+// values.
+func (s *Syncer) sampleRetention(ctx context.Context, st pgState) {
+	retained, behind, err := st.slotRetention(ctx)
+	if err != nil {
+		return
+	}
+	s.metrics.slotRetained.Set(retained)
+	s.metrics.slotBehind.Set(behind)
 }
 
 // apply writes updates to the target with a bounded deadline and accounts

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ import (
 const (
 	DefaultSubjectClaim    = "sub"
 	DefaultLeeway          = 30 * time.Second
-	DefaultRefreshInterval = time.Minute
+	DefaultRefreshInterval = 10 * time.Second
 	DefaultCacheTTL        = 10 * time.Minute
 	DefaultHTTPTimeout     = 5 * time.Second
 )
@@ -85,6 +86,14 @@ type Config struct {
 	Audience string
 	// SubjectClaim names the claim holding the user ID.
 	SubjectClaim string
+	// TokenUse, when set ("id" or "access"), must equal the token's
+	// "token_use" claim, so that a Cognito-style issuer's ID tokens and
+	// access tokens cannot stand in for each other; empty accepts either.
+	TokenUse string
+	// TokenType, when set, must equal the JOSE header "typ" (RFC 8725
+	// explicit typing, e.g. "at+jwt" for RFC 9068 access tokens), compared
+	// as a media type: case-insensitively, "application/" optional.
+	TokenType string
 	// Algorithms is the allow-list of signature algorithms, asymmetric only:
 	// RS256/384/512, PS256/384/512, ES256/384/512, EdDSA and Ed25519. Empty
 	// means all of them but Ed25519.
@@ -93,7 +102,8 @@ type Config struct {
 	// five minutes.
 	Leeway time.Duration
 	// RefreshInterval is the least time between two JWKS refetches, so a
-	// flood of tokens with made-up key IDs cannot hammer the issuer.
+	// flood of tokens with made-up key IDs cannot hammer the issuer. It is
+	// also how long a key the issuer rotates in may go unrecognised.
 	RefreshInterval time.Duration
 	// CacheTTL is the age after which a fetched JWKS is refetched, by the
 	// first Verify that notices; meanwhile, and when that fetch fails, the
@@ -102,7 +112,8 @@ type Config struct {
 	CacheTTL time.Duration
 	// HTTPTimeout bounds one JWKS fetch.
 	HTTPTimeout time.Duration
-	// HTTPClient fetches the JWKS; nil means a plain client.
+	// HTTPClient fetches the JWKS; nil means a plain client. The verifier
+	// uses a copy that follows redirects only to the URL's scheme and host.
 	HTTPClient *http.Client
 	// Logger receives key set refreshes and rejection details; nil discards.
 	Logger *slog.Logger
@@ -121,11 +132,12 @@ func (c Config) Validate() error {
 		return invalidConfig(fmt.Sprintf("leeway must be between 0 and %s", maxLeeway))
 	case c.RefreshInterval < 0 || c.CacheTTL < 0 || c.HTTPTimeout < 0:
 		return invalidConfig("durations must not be negative")
+	case c.TokenUse != "" && c.TokenUse != "id" && c.TokenUse != "access":
+		return invalidConfig(fmt.Sprintf("token use %q: want \"id\", \"access\" or empty for either", c.TokenUse))
 	}
 	if c.JWKSURL != "" {
-		u, err := url.Parse(c.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return invalidConfig(fmt.Sprintf("JWKS URL %q is not an absolute http(s) URL", c.JWKSURL))
+		if err := validateJWKSURL(c.JWKSURL); err != nil {
+			return err
 		}
 	}
 	for _, alg := range c.Algorithms {
@@ -134,6 +146,28 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validateJWKSURL requires https, because whoever can change the key set in
+// transit can mint tokens; plain http is left for loopback, which never
+// crosses a network.
+func validateJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalidConfig(fmt.Sprintf("JWKS URL %q is not an absolute http(s) URL", raw))
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return invalidConfig(fmt.Sprintf("JWKS URL %q must use https (plain http is allowed only to localhost, 127.0.0.0/8 or ::1)", raw))
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
 }
 
 func invalidConfig(msg string) error {
@@ -168,9 +202,7 @@ func (c Config) withDefaults() Config {
 	if c.HTTPTimeout == 0 {
 		c.HTTPTimeout = DefaultHTTPTimeout
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
-	}
+	c.HTTPClient = jwksClient(c.HTTPClient)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

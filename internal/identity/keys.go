@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -16,6 +17,10 @@ import (
 
 // maxJWKSBytes bounds a key set document; real ones are a few kilobytes.
 const maxJWKSBytes = 1 << 20
+
+// maxRedirects is what net/http allows when CheckRedirect is nil; setting
+// our own check would otherwise lift that bound.
+const maxRedirects = 10
 
 // publicKey is one usable entry of a key set.
 type publicKey struct {
@@ -171,32 +176,80 @@ func (v *Verifier) fetch(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
-// refetch replaces the key set from the URL unless another refetch happened
-// less than RefreshInterval ago. With wait, the caller needs the outcome and
-// queues behind a fetch in flight (which then usually makes its own fetch
-// unnecessary); without, it keeps using the current keys. Either way only
-// one fetch runs at a time, so a burst of unknown kids costs one request.
-func (v *Verifier) refetch(ctx context.Context, reason string, wait bool) {
-	if wait {
-		select {
-		case v.fetching <- struct{}{}:
-		case <-ctx.Done():
-			return
+// jwksClient copies base (nil: a plain client), so a client shared with
+// the rest of the process keeps its own redirect policy, and makes the copy
+// follow redirects only to the JWKS URL's scheme and host: the https-only
+// rule checked by Validate must not be undone by a redirect to plain http
+// or to a host nobody configured.
+func jwksClient(base *http.Client) *http.Client {
+	c := &http.Client{}
+	if base != nil {
+		*c = *base
+	}
+	c.CheckRedirect = sameOrigin(c.CheckRedirect)
+	return c
+}
+
+func sameOrigin(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		from, to := via[0].URL, req.URL
+		if to.Scheme != from.Scheme || !strings.EqualFold(to.Host, from.Host) {
+			return fmt.Errorf("redirect from %s://%s to %s://%s refused: the JWKS must stay on its configured scheme and host", from.Scheme, from.Host, to.Scheme, to.Host)
 		}
-	} else {
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// refetch replaces the key set from the URL, at most once per
+// RefreshInterval. A caller that finds a refetch running shares it: with
+// wait it waits for the outcome (or for its ctx to end), without it keeps
+// using the current keys. A caller refused by the interval returns at once
+// and leaves the interval's start alone, so a flood of unknown kids costs
+// one fetch per interval and never postpones the next one.
+func (v *Verifier) refetch(ctx context.Context, reason string, wait bool) {
+	done, mine := v.claimRefetch()
+	switch {
+	case mine:
+		v.runRefetch(ctx, reason, done)
+	case wait && done != nil:
 		select {
-		case v.fetching <- struct{}{}:
-		default:
-			return
+		case <-done:
+		case <-ctx.Done():
 		}
 	}
-	defer func() { <-v.fetching }()
+}
 
+// claimRefetch returns the running refetch's done channel; or, when none
+// runs and the interval has passed, starts one that the caller must run
+// (mine); or nil when the caller must do without.
+func (v *Verifier) claimRefetch() (done chan struct{}, mine bool) {
+	v.refetchMu.Lock()
+	defer v.refetchMu.Unlock()
+	if v.inflight != nil {
+		return v.inflight, false
+	}
 	now := v.now()
 	if now.Sub(v.lastRefetch) < v.cfg.RefreshInterval {
-		return
+		return nil, false
 	}
 	v.lastRefetch = now
+	v.inflight = make(chan struct{})
+	return v.inflight, true
+}
+
+func (v *Verifier) runRefetch(ctx context.Context, reason string, done chan struct{}) {
+	defer func() {
+		v.refetchMu.Lock()
+		v.inflight = nil
+		v.refetchMu.Unlock()
+		close(done)
+	}()
 	// A caller that gives up must not waste the refetch budget of everyone
 	// else, so the fetch outlives its request (HTTPTimeout still bounds it).
 	ks, err := v.readKeys(context.WithoutCancel(ctx))

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,11 +47,13 @@ type Verifier struct {
 	now     func() time.Time
 
 	keys atomic.Pointer[keySet]
-	// fetching holds a token while a JWKS fetch runs; lastRefetch is only
-	// touched by its holder. The initial load does not count as a refetch,
-	// so a key rotated in just after start is picked up at once.
-	fetching    chan struct{}
+	// refetchMu guards lastRefetch, when the last refetch started, and
+	// inflight, closed when the running refetch ends (nil when none runs).
+	// The initial load does not count as a refetch, so a key rotated in
+	// just after start is picked up at once.
+	refetchMu   sync.Mutex
 	lastRefetch time.Time
+	inflight    chan struct{}
 }
 
 // New validates cfg and loads the key set: a JWKS file is read once, a JWKS
@@ -67,11 +71,10 @@ func newVerifier(ctx context.Context, cfg Config, now func() time.Time) (*Verifi
 	}
 	cfg = cfg.withDefaults()
 	v := &Verifier{
-		cfg:      cfg,
-		allowed:  make(map[string]func(crypto.PublicKey) bool, len(cfg.Algorithms)),
-		log:      cfg.Logger,
-		now:      now,
-		fetching: make(chan struct{}, 1),
+		cfg:     cfg,
+		allowed: make(map[string]func(crypto.PublicKey) bool, len(cfg.Algorithms)),
+		log:     cfg.Logger,
+		now:     now,
 	}
 	for _, alg := range cfg.Algorithms {
 		v.allowed[alg] = keyFits[alg]
@@ -112,6 +115,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	fits := v.allowed[alg.String()]
 	if !ok || fits == nil {
 		return Principal{}, reject("algorithm not allowed")
+	}
+	if err := v.checkType(hdr); err != nil {
+		return Principal{}, err
 	}
 	kid, _ := hdr.KeyID()
 	key, err := v.key(ctx, kid)
@@ -178,6 +184,9 @@ func (v *Verifier) principal(tok jwt.Token) (Principal, error) {
 	if iat, ok := tok.IssuedAt(); ok && now.Add(leeway).Before(iat) {
 		return Principal{}, reject("token issued in the future")
 	}
+	if err := v.checkTokenUse(tok); err != nil {
+		return Principal{}, err
+	}
 	if err := v.checkAudience(tok); err != nil {
 		return Principal{}, err
 	}
@@ -194,6 +203,43 @@ func (v *Verifier) principal(tok jwt.Token) (Principal, error) {
 		return Principal{}, reject("subject is not a valid user id")
 	}
 	return Principal{Subject: sub}, nil
+}
+
+// checkType keeps a token of another kind (RFC 8725 section 3.11) from
+// passing merely because the same issuer signed it.
+func (v *Verifier) checkType(hdr jws.Headers) error {
+	if v.cfg.TokenType == "" {
+		return nil
+	}
+	typ, _ := hdr.Type()
+	if mediaType(typ) != mediaType(v.cfg.TokenType) {
+		return reject("wrong token type")
+	}
+	return nil
+}
+
+// mediaType puts a "typ" value in the form RFC 7515 section 4.1.9 compares:
+// media types are case-insensitive, and "application/" may be left out of
+// one that has no other "/".
+func mediaType(typ string) string {
+	typ = strings.ToLower(typ)
+	if !strings.Contains(typ, "/") {
+		return "application/" + typ
+	}
+	return typ
+}
+
+// checkTokenUse tells a Cognito-style issuer's ID tokens from its access
+// tokens, which share issuer, keys and (via client_id) audience.
+func (v *Verifier) checkTokenUse(tok jwt.Token) error {
+	if v.cfg.TokenUse == "" {
+		return nil
+	}
+	var use string
+	if tok.Get("token_use", &use) != nil || use != v.cfg.TokenUse {
+		return reject("wrong token use")
+	}
+	return nil
 }
 
 func (v *Verifier) checkAudience(tok jwt.Token) error {

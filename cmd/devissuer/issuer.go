@@ -28,6 +28,14 @@ const maxTTL = 24 * time.Hour
 // pemType is the PEM block type of a PKCS#8 private key.
 const pemType = "PRIVATE KEY"
 
+// File modes: the private key is for this process's user only; the public
+// key set is for anyone, in particular a reader that mounts the volume
+// (tenantgate serve in compose) under a user of its own.
+const (
+	keyFileMode  fs.FileMode = 0o600
+	jwksFileMode fs.FileMode = 0o644
+)
+
 // loadOrCreateKey reads the P-256 key in path, or generates one and writes
 // it there (mode 0600) when the file does not exist. created tells which.
 func loadOrCreateKey(path string) (key *ecdsa.PrivateKey, created bool, err error) {
@@ -50,7 +58,7 @@ func loadOrCreateKey(path string) (key *ecdsa.PrivateKey, created bool, err erro
 	if err != nil {
 		return nil, false, fmt.Errorf("signing key: encode: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})); err != nil {
+	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der}), keyFileMode); err != nil {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	return key, true, nil
@@ -73,18 +81,27 @@ func parseKey(data []byte) (*ecdsa.PrivateKey, error) {
 	return key, nil
 }
 
-// writeFileAtomic writes beside path and renames, so a crash mid-write never
-// leaves a half key that would stop every later start.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".signing-key-*")
+// writeFileAtomic writes data to path with mode perm: beside it first, then
+// renamed over it, so a crash mid-write never leaves a half key that would
+// stop every later start, and a reader never sees a half key set.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	// CreateTemp makes the file 0600 already; the key must never be more
-	// readable than that.
+	// CreateTemp makes the file 0600, so nothing can read it half-written;
+	// the mode it ends with is set before the rename publishes it (Chmod is
+	// not subject to the umask).
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}

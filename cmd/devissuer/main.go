@@ -4,12 +4,21 @@
 // a local stack can be tried with real, verified JWTs, and must never be
 // reachable from anywhere but the developer's own machine.
 //
-//	GET /.well-known/jwks.json        the public key set (tenantgate's --jwks-url)
+//	GET /.well-known/jwks.json        the public key set, for clients that fetch it
 //	GET /token?sub=USER[&ttl=DURATION] a signed token for USER, as plain text
 //	GET /healthz                      liveness
 //
-// The signing key lives in -key-file (PKCS#8 PEM), created on first start, so
-// a restart keeps tokens already handed out valid.
+// The signing key lives in -key-file (PKCS#8 PEM, mode 0600), created on
+// first start, so a restart keeps tokens already handed out valid.
+//
+// With -jwks-file, the same public key set that /.well-known/jwks.json
+// serves is also written to that file (mode 0644: public, and readable by
+// another container's user), atomically and at every start, after the key
+// is loaded or created and before the server listens, so that once
+// /healthz answers the file is there and matches the key. tenantgate reads
+// it with --jwks-file: tenantgate fetches a JWKS URL only over https, or
+// plain http to a loopback address, and this issuer serves plain http on
+// the compose network. -jwks-file must not name the key file.
 package main
 
 import (
@@ -23,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -33,6 +43,8 @@ const (
 	defaultIssuer   = "tenantgate-dev"
 	defaultAudience = "tenantgate"
 	defaultKeyFile  = "/var/lib/devissuer/signing-key.pem"
+	// defaultJWKSFile is empty: the key set is written to no file.
+	defaultJWKSFile = ""
 	defaultTTL      = 12 * time.Hour
 	// shutdownTimeout is short: requests here are a key set or one
 	// signature, and compose's stop grace period is 10 s.
@@ -50,8 +62,8 @@ func main() {
 
 // config is what the flags set.
 type config struct {
-	addr, issuer, audience, keyFile string
-	defaultTTL                      time.Duration
+	addr, issuer, audience, keyFile, jwksFile string
+	defaultTTL                                time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -62,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.issuer, "issuer", defaultIssuer, `"iss" of every token (tenantgate's --issuer)`)
 	fs.StringVar(&c.audience, "audience", defaultAudience, `"aud" of every token (tenantgate's --audience)`)
 	fs.StringVar(&c.keyFile, "key-file", defaultKeyFile, "PKCS#8 PEM file of the ES256 signing key; created when missing")
+	fs.StringVar(&c.jwksFile, "jwks-file", defaultJWKSFile, "also write the public key set (JWKS) to this file at start (tenantgate's --jwks-file); empty writes none")
 	fs.DurationVar(&c.defaultTTL, "default-ttl", defaultTTL, "lifetime of a token whose request names no ttl")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -74,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-issuer and -audience must not be empty")
 	case c.defaultTTL <= 0 || c.defaultTTL > maxTTL:
 		return config{}, fmt.Errorf("-default-ttl %s: want more than 0 and at most %s", c.defaultTTL, maxTTL)
+	case c.jwksFile != "" && filepath.Clean(c.jwksFile) == filepath.Clean(c.keyFile):
+		// The public key set would overwrite the private key.
+		return config{}, fmt.Errorf("-jwks-file %s is the -key-file", c.jwksFile)
 	}
 	return c, nil
 }
@@ -92,8 +108,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Before listening: whoever waits for /healthz (compose's serve) finds
+	// the file written, and written for this key.
+	if cfg.jwksFile != "" {
+		if err := writeFileAtomic(cfg.jwksFile, iss.jwks, jwksFileMode); err != nil {
+			return fmt.Errorf("jwks file: %w", err)
+		}
+	}
 	logger.Warn("development token issuer: mints a token for anyone who asks; never expose it",
-		"issuer", cfg.issuer, "audience", cfg.audience, "kid", iss.kid, "key_file", cfg.keyFile, "key_created", created)
+		"issuer", cfg.issuer, "audience", cfg.audience, "kid", iss.kid, "key_file", cfg.keyFile, "key_created", created, "jwks_file", cfg.jwksFile)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -11,12 +11,14 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,7 +94,7 @@ func TestKeyIsCreatedOnceAndKept(t *testing.T) {
 	if !first.Equal(second) {
 		t.Fatal("a restart generated another key instead of loading the saved one")
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(keyFile), ".signing-key-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(keyFile), ".*"))
 	if len(leftovers) != 0 {
 		t.Fatalf("temporary files left behind: %v", leftovers)
 	}
@@ -276,7 +278,8 @@ func TestFlags(t *testing.T) {
 		want    config
 	}{
 		{"defaults", nil, "", config{addr: defaultAddr, issuer: defaultIssuer, audience: defaultAudience, keyFile: defaultKeyFile, defaultTTL: defaultTTL}},
-		{"all set", []string{"-addr=:9999", "-issuer=i", "-audience=a", "-key-file=/k.pem", "-default-ttl=1h"}, "", config{addr: ":9999", issuer: "i", audience: "a", keyFile: "/k.pem", defaultTTL: time.Hour}},
+		{"all set", []string{"-addr=:9999", "-issuer=i", "-audience=a", "-key-file=/k.pem", "-jwks-file=/jwks.json", "-default-ttl=1h"}, "", config{addr: ":9999", issuer: "i", audience: "a", keyFile: "/k.pem", jwksFile: "/jwks.json", defaultTTL: time.Hour}},
+		{"jwks file is the key file", []string{"-key-file=/d/k.pem", "-jwks-file=/d/./k.pem"}, "is the -key-file", config{}},
 		{"empty issuer", []string{"-issuer="}, "must not be empty", config{}},
 		{"ttl too long", []string{"-default-ttl=48h"}, "-default-ttl", config{}},
 		{"stray argument", []string{"mint"}, "unexpected arguments", config{}},
@@ -330,5 +333,188 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop after its context ended")
+	}
+}
+
+// startRun runs the command as compose does, on a free loopback port, and
+// returns its base URL once /healthz answers: when compose's depends_on
+// condition service_healthy would let serve start. stop ends the run (and
+// the test's end does, if nothing called it).
+func startRun(t *testing.T, args ...string) (base string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr=" + addr}, args...), io.Discard) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	base = "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			done <- err // for stop
+			t.Fatalf("run ended before it was healthy: %v", err)
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, stop
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run is not healthy after 10s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestJWKSFileIsTheServedKeySet: what compose's serve reads from the volume
+// (-jwks-file) is what /.well-known/jwks.json serves, it is there as soon as
+// the issuer is healthy, and it verifies the tokens /token mints.
+func TestJWKSFileIsTheServedKeySet(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, jwksFile := filepath.Join(dir, "signing-key.pem"), filepath.Join(dir, "jwks.json")
+	base, _ := startRun(t, "-issuer="+testIssuer, "-audience="+testAudience, "-key-file="+keyFile, "-jwks-file="+jwksFile)
+
+	// No wait: healthy means written.
+	written, err := os.ReadFile(jwksFile)
+	if err != nil {
+		t.Fatalf("the issuer is healthy but its JWKS file is not there: %v", err)
+	}
+	code, served := get(t, base+"/.well-known/jwks.json")
+	if code != http.StatusOK {
+		t.Fatalf("jwks: status %d: %s", code, served)
+	}
+	if string(written) != served {
+		t.Fatalf("the JWKS file differs from the served key set:\nfile:   %s\nserved: %s", written, served)
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(written, &set); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Keys) != 1 {
+		t.Fatalf("the JWKS file has %d keys, want 1", len(set.Keys))
+	}
+	if _, leaked := set.Keys[0]["d"]; leaked {
+		t.Fatal("the JWKS file holds the private key")
+	}
+
+	// Readable by a reader of another uid: serve mounts the volume as a
+	// user of its own image. The private key stays private.
+	for file, want := range map[string]os.FileMode{jwksFile: 0o644, keyFile: 0o600} {
+		info, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := info.Mode().Perm(); perm != want {
+			t.Errorf("%s: mode %o, want %o", filepath.Base(file), perm, want)
+		}
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*")); len(leftovers) != 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+
+	// tenantgate configured as compose configures serve: the file, no URL.
+	v, err := identity.New(t.Context(), identity.Config{JWKSFile: jwksFile, Issuer: testIssuer, Audience: testAudience})
+	if err != nil {
+		t.Fatalf("tenantgate cannot load the JWKS file: %v", err)
+	}
+	code, body := get(t, base+"/token?sub=alice@acme.example")
+	if code != http.StatusOK {
+		t.Fatalf("token: status %d: %s", code, body)
+	}
+	p, err := v.Verify(t.Context(), strings.TrimSpace(body))
+	if err != nil {
+		t.Fatalf("a token from /token does not verify against the JWKS file: %v", err)
+	}
+	if p.Subject != "alice@acme.example" {
+		t.Fatalf("subject %q, want alice@acme.example", p.Subject)
+	}
+}
+
+// TestJWKSFileFollowsTheKeyFile: every start rewrites the file from the key
+// it loaded, so a stale or damaged file (another key, a half write of some
+// other tool) never outlives a restart, and the same key gives the same
+// file.
+func TestJWKSFileFollowsTheKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, jwksFile := filepath.Join(dir, "signing-key.pem"), filepath.Join(dir, "jwks.json")
+	args := []string{"-key-file=" + keyFile, "-jwks-file=" + jwksFile}
+	cfg, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jwksFile, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := startRun(t, args...)
+	stop()
+	first, err := os.ReadFile(jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, created, err := loadOrCreateKey(keyFile)
+	if err != nil || created {
+		t.Fatalf("key file after the first start: created %v, err %v", created, err)
+	}
+	iss, err := newIssuer(cfg.issuer, cfg.audience, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(iss.jwks) {
+		t.Fatalf("the JWKS file is not the key set of the key file:\nfile: %s\nwant: %s", first, iss.jwks)
+	}
+	if info, err := os.Stat(jwksFile); err != nil {
+		t.Fatal(err)
+	} else if perm := info.Mode().Perm(); perm != 0o644 {
+		t.Fatalf("the rewritten JWKS file has mode %o, want 644", perm)
+	}
+
+	_, stop = startRun(t, args...) // a restart, on the same key
+	stop()
+	if again, _ := os.ReadFile(jwksFile); string(again) != string(first) {
+		t.Fatalf("a restart on the same key changed the JWKS file:\nbefore: %s\nafter:  %s", first, again)
+	}
+}
+
+// TestUnwritableJWKSFileFailsTheStart: an issuer that cannot publish its
+// key set to the file must not become healthy, or serve would start on a
+// missing or stale file.
+func TestUnwritableJWKSFileFailsTheStart(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	// Bounded: an issuer that starts anyway would serve until cancelled.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err = run(ctx, []string{
+		"-addr=" + addr,
+		"-key-file=" + filepath.Join(dir, "signing-key.pem"),
+		"-jwks-file=" + filepath.Join(dir, "missing", "jwks.json"),
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "jwks file") {
+		t.Fatalf("run = %v, want an error about the jwks file", err)
 	}
 }

@@ -87,7 +87,7 @@ func TestSpiceDBServices(t *testing.T) {
 		}},
 		{svcSpiceDB, "spicedb serve", nil, map[string]string{
 			"SPICEDB_DATASTORE_ENGINE": "postgres",
-			// Telemetry to third parties is always off (DESIGN.md).
+			// Telemetry to third parties is always off (docs/design.md).
 			"SPICEDB_TELEMETRY_ENDPOINT": "",
 			"SPICEDB_SKIP_RELEASE_CHECK": "true",
 		}},

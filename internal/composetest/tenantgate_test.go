@@ -6,7 +6,6 @@ import (
 	"go/token"
 	"maps"
 	"net"
-	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -155,7 +154,7 @@ func TestTenantgateServices(t *testing.T) {
 		check func(t *testing.T, s types.ServiceConfig, cfg app.Config)
 	}{
 		{svcMigrate, func(t *testing.T, s types.ServiceConfig, cfg app.Config) {
-			if cfg.SpiceDBEndpoint != "" || cfg.JWKSURL != "" {
+			if cfg.SpiceDBEndpoint != "" || cfg.JWKSURL != "" || cfg.JWKSFile != "" {
 				t.Error("migrate needs only the database")
 			}
 		}},
@@ -171,7 +170,7 @@ func TestTenantgateServices(t *testing.T) {
 			remoteSpiceDB(t, s, cfg)
 			listensOn(t, s, cfg.HTTPAddr, "/readyz")
 			checkStopGrace(t, s, cfg)
-			checkIssuerWiring(t, cfg)
+			checkIssuerWiring(t, s, cfg)
 			if err := (identity.Config{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuer: cfg.Issuer, Audience: cfg.Audience, SubjectClaim: cfg.SubjectClaim}).Validate(); err != nil {
 				t.Errorf("identity configuration: %v", err)
 			}
@@ -264,26 +263,59 @@ func devissuerArgs(t *testing.T) map[string]string {
 	return args
 }
 
-// checkIssuerWiring: serve trusts exactly the tokens devissuer signs.
-func checkIssuerWiring(t *testing.T, cfg app.Config) {
+// checkIssuerWiring: serve trusts exactly the tokens devissuer signs, with
+// the key set devissuer writes into its volume. No JWKS URL: devissuer
+// serves plain http on the compose network, which tenantgate refuses for
+// anything but loopback.
+func checkIssuerWiring(t *testing.T, serve types.ServiceConfig, cfg app.Config) {
 	t.Helper()
 	args := devissuerArgs(t)
-	u, err := url.Parse(cfg.JWKSURL)
-	if err != nil {
-		t.Fatalf("JWKS URL: %v", err)
+	if cfg.JWKSURL != "" {
+		t.Errorf("serve fetches the JWKS from %q; want the file devissuer writes (--jwks-file)", cfg.JWKSURL)
 	}
-	if u.Scheme != "http" || u.Hostname() != svcDevIssuer || u.Port() != listenPort(t, args["addr"]) || u.Path != "/.well-known/jwks.json" {
-		t.Errorf("JWKS URL %q, want http://%s:%s/.well-known/jwks.json", cfg.JWKSURL, svcDevIssuer, listenPort(t, args["addr"]))
+	if cfg.JWKSFile == "" || args["jwks-file"] == "" {
+		t.Fatalf("serve's --jwks-file is %q and devissuer's -jwks-file %q; want both set", cfg.JWKSFile, args["jwks-file"])
+	}
+	// The file serve reads is the file devissuer writes: the same named
+	// volume, the same path inside it.
+	serveMount, serveRel := mountOf(t, serve, cfg.JWKSFile)
+	issuerMount, issuerRel := mountOf(t, service(t, svcDevIssuer), args["jwks-file"])
+	if serveMount.Source != issuerMount.Source || serveRel != issuerRel {
+		t.Errorf("serve reads %s (volume %s, %s), devissuer writes %s (volume %s, %s)",
+			cfg.JWKSFile, serveMount.Source, serveRel, args["jwks-file"], issuerMount.Source, issuerRel)
+	}
+	if serveMount.Source != devissuerVolume {
+		t.Errorf("the JWKS file is on volume %s, want devissuer's %s", serveMount.Source, devissuerVolume)
+	}
+	// serve only reads; devissuer writes.
+	if !serveMount.ReadOnly {
+		t.Errorf("serve mounts %s at %s writable, want read-only (:ro)", serveMount.Source, serveMount.Target)
+	}
+	if issuerMount.ReadOnly {
+		t.Errorf("devissuer mounts %s read-only, so it cannot write its key or the JWKS file", issuerMount.Source)
 	}
 	if cfg.Issuer != args["issuer"] || cfg.Audience != args["audience"] {
 		t.Errorf("serve wants iss %q aud %q; devissuer signs iss %q aud %q", cfg.Issuer, cfg.Audience, args["issuer"], args["audience"])
 	}
 }
 
+// TestNoServiceSetsAJWKSURL: tenantgate refuses a plain-http JWKS URL to
+// anything but loopback, a container's loopback is not another service, and
+// devissuer has no https; the stack shares the key set as a file.
+func TestNoServiceSetsAJWKSURL(t *testing.T) {
+	p := stack(t)
+	urlVar := app.EnvName("jwks-url")
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		if v, ok := env(t, p.Services[name])[urlVar]; ok {
+			t.Errorf("service %s sets %s=%q; tenantgate in compose reads the JWKS file devissuer writes", name, urlVar, v)
+		}
+	}
+}
+
 func TestDevIssuer(t *testing.T) {
 	s := service(t, svcDevIssuer)
 	args := devissuerArgs(t)
-	for _, name := range []string{"addr", "issuer", "audience", "key-file"} {
+	for _, name := range []string{"addr", "issuer", "audience", "key-file", "jwks-file"} {
 		if args[name] == "" {
 			t.Errorf("-%s is not set: the compose file should not lean on the binary's defaults", name)
 		}
@@ -300,16 +332,15 @@ func TestDevIssuer(t *testing.T) {
 		t.Errorf("healthcheck %v, want %v", s.HealthCheck, wantProbe)
 	}
 	// The key must be on the volume, or a restart would change it and
-	// invalidate every token handed out.
+	// invalidate every token handed out; the JWKS file must be there for
+	// serve to mount.
 	keyDir := path.Dir(args["key-file"])
-	var mounted bool
-	for _, v := range s.Volumes {
-		if v.Type == types.VolumeTypeVolume && v.Source == "devissuer-key" && v.Target == keyDir {
-			mounted = true
+	for _, flag := range []string{"key-file", "jwks-file"} {
+		// In keyDir itself: devissuer creates files, not directories.
+		m, _ := mountOf(t, s, args[flag])
+		if m.Source != devissuerVolume || m.Target != keyDir || path.Dir(args[flag]) != keyDir {
+			t.Errorf("-%s %s is not in %s, where the %s volume is mounted (volumes %+v)", flag, args[flag], keyDir, devissuerVolume, s.Volumes)
 		}
-	}
-	if !mounted {
-		t.Errorf("key file %s is not on the devissuer-key volume (volumes %+v)", args["key-file"], s.Volumes)
 	}
 	if !strings.Contains(readRootFile(t, "Dockerfile"), "--chown=65532:65532 /out/devissuer-data "+keyDir+"\n") {
 		t.Errorf("the Dockerfile does not create %s owned by the image's user, so a fresh volume there would not be writable", keyDir)

@@ -76,7 +76,7 @@ func TestStartOrder(t *testing.T) {
 		{svcSpiceDBStore, svcServe},          // SpiceDB's storage is up under it
 		{svcSpiceDB, svcServe},               // the schema can be written at start
 		{svcSync, svcServe},                  // serve's readiness means SpiceDB is filled
-		{svcDevIssuer, svcServe},             // the JWKS is fetched at start
+		{svcDevIssuer, svcServe},             // the JWKS file serve reads at start is written
 		{svcSpiceDBMigrate, svcSpiceDB},      // `spicedb serve` does not migrate
 		{svcPostgres, svcSeed},               // the seed connects to it
 		{svcMigrate, svcSeed},                // the tables exist

@@ -18,3 +18,30 @@ var (
 	// ErrUnavailable is a dependency (SpiceDB, Postgres) that cannot answer now.
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// Hide gives a backend's error (PostgreSQL's, SpiceDB's) a kind and a
+// message in our own words: the message of ErrInvalid, ErrConflict and
+// ErrNotFound reaches callers and the audit trail, and a backend's own
+// names tables, constraints and values. The cause stays in the chain for
+// errors.Is and errors.As, and its text reaches the log through Cause.
+func Hide(kind error, words string, cause error) error {
+	return &hiddenError{kind: kind, words: words, cause: cause}
+}
+
+type hiddenError struct {
+	kind  error
+	words string
+	cause error
+}
+
+func (e *hiddenError) Error() string   { return e.kind.Error() + ": " + e.words }
+func (e *hiddenError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// Cause is the backend's text that Hide kept out of err's message, or "".
+func Cause(err error) string {
+	var hidden *hiddenError
+	if errors.As(err, &hidden) {
+		return hidden.cause.Error()
+	}
+	return ""
+}

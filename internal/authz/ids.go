@@ -22,6 +22,17 @@ func ValidateCompanyID(id string) error {
 	return nil
 }
 
+// ValidateNewCompanyID checks the ID of a company about to be created. "."
+// and ".." are path segments that URL resolution removes, so no route could
+// ever address such a company. Existing IDs are not held to this: a check
+// on "." is a plain "not allowed".
+func ValidateNewCompanyID(id string) error {
+	if id == "." || id == ".." {
+		return fmt.Errorf("company id: %w: %q cannot be used in a URL path", ErrInvalid, id)
+	}
+	return ValidateCompanyID(id)
+}
+
 // ValidateUserID checks an opaque user ID; the wildcard is refused so that no
 // row or request can ever grant something to everybody.
 func ValidateUserID(id string) error {

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -72,10 +74,11 @@ func (g *Gateway) isServiceToken(token string) bool {
 	return subtle.ConstantTimeCompare(h[:], g.serviceTokenHash[:]) == 1
 }
 
-// subject is the user a check is about. A user asks only about itself; a
-// "subject" from a user is refused rather than ignored, so a client that
+// subject is the user a check is about, from the raw "subject" of the body
+// (nil: absent). A user asks only about itself; a "subject" from a user is
+// refused rather than ignored, even empty or null, so a client that
 // believes it is asking about someone else learns that it is not.
-func (c caller) subject(requested *string) (string, error) {
+func (c caller) subject(requested json.RawMessage) (string, error) {
 	if !c.service {
 		if requested != nil {
 			return "", fmt.Errorf("%w: subject may only be set by a trusted service", authz.ErrForbidden)
@@ -85,8 +88,12 @@ func (c caller) subject(requested *string) (string, error) {
 	if requested == nil {
 		return "", fmt.Errorf("%w: subject is required with the service token", authz.ErrInvalid)
 	}
-	if err := authz.ValidateUserID(*requested); err != nil {
+	var user string
+	if bytes.Equal(requested, []byte("null")) || json.Unmarshal(requested, &user) != nil {
+		return "", fmt.Errorf("%w: subject must be a string", authz.ErrInvalid)
+	}
+	if err := authz.ValidateUserID(user); err != nil {
 		return "", fmt.Errorf("subject: %w", err)
 	}
-	return *requested, nil
+	return user, nil
 }

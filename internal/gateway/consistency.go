@@ -2,12 +2,19 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
+
+// ErrPositionAhead is what a Freshness answers for a WAL position the
+// database has not reached. Unlike every other failure to wait it is the
+// caller's mistake (400): no write answered with it, and waiting would only
+// hold the request for the whole ConsistencyWait.
+var ErrPositionAhead = errors.New("position ahead of the database's WAL")
 
 const (
 	consistencyHeader = "Consistency-Token"
@@ -66,7 +73,13 @@ func consistencyToken(h http.Header, fromBody string) (string, error) {
 // state unreadable) fails with an authz.ErrUnavailable (503 with
 // Retry-After): answering from data that may predate the write could allow
 // what the write revoked. Every read that takes a token comes here.
+//
+// A mirror the staleness bound calls stale can vouch for no freshness at
+// all, so every read fails here with an authz.ErrUnavailable too.
 func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody string) (authz.Consistency, error) {
+	if g.stale() {
+		return authz.Consistency{}, fmt.Errorf("%w: the permission index lags the database beyond the staleness bound", authz.ErrUnavailable)
+	}
 	token, err := consistencyToken(h, fromBody)
 	if err != nil {
 		return authz.Consistency{}, err
@@ -83,6 +96,9 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	zed, err := g.freshness.AwaitLSN(ctx, lsn)
 	if err == nil && zed == "" {
 		err = fmt.Errorf("no ZedToken for it")
+	}
+	if errors.Is(err, ErrPositionAhead) {
+		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s is ahead of the database's WAL: no write of this database answered with it", authz.ErrInvalid, token)
 	}
 	if err != nil {
 		// The cause is for the log only (%v): whatever its kind, the write

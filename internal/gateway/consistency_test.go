@@ -195,3 +195,22 @@ func TestLSNWaitIsBoundedByConsistencyWait(t *testing.T) {
 		t.Errorf("authorizer deadlines %v, want the request's 10s", e.authz.deadlines)
 	}
 }
+
+// TestLSNTokenAheadOfTheDatabaseIs400: the one failure to wait that is the
+// caller's: a position no write answered with.
+func TestLSNTokenAheadOfTheDatabaseIs400(t *testing.T) {
+	for _, read := range tokenReads("FFFFFFFF/FFFFFFFF") {
+		t.Run(read.name, func(t *testing.T) {
+			fresh := &fakeFreshness{err: fmt.Errorf("%w: the database is at 0/1", gateway.ErrPositionAhead)}
+			e := newFreshnessEnv(t, gateway.Config{}, fresh)
+			rec := e.do(read.method, read.target, read.body, read.opts...)
+			wantStatus(t, rec, http.StatusBadRequest)
+			if detail := problemDetail(t, rec); !strings.Contains(detail, "ahead of the database") {
+				t.Errorf("detail %q does not say the token is ahead of the database", detail)
+			}
+			if e.authz.calls() != 0 {
+				t.Errorf("the authorizer was asked %d times", e.authz.calls())
+			}
+		})
+	}
+}

@@ -1,40 +1,212 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// decodeJSON reads a body of exactly one JSON value into dst. Unknown fields
-// are errors, so that a misspelt field is reported instead of silently
-// widening the question. The body must be declared application/json (a
-// missing Content-Type is refused too): being strict costs clients one
-// header and keeps form posts and guessed types out.
+// decodeJSON reads a body of exactly one JSON value into dst. The body must
+// be declared application/json (a missing Content-Type is refused too):
+// being strict costs clients one header and keeps form posts and guessed
+// types out. Its keys are checked before it is decoded (checkKeys), since
+// encoding/json matches them without regard to case and keeps the last of
+// repeated ones: it would take {"permission":"read","Permission":"delete"}
+// for a delete where a proxy or a log that keeps the first key sees a read.
 func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
 	if err := requireJSON(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
 		return bodyError(err)
 	}
-	_, err := dec.Token()
-	switch {
+	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
+		return bodyError(err)
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		return bodyError(err)
+	}
+	return nil
+}
+
+// checkKeys walks body, one JSON value, alongside t, the type it decodes
+// into. In every object no key may repeat, even in another case; in an
+// object decoded into a struct every key must name a field exactly, so
+// that a misspelt field is reported instead of silently widening the
+// question. Below a json.RawMessage or an interface anything goes: whoever
+// reads that value later decodes it by its own rules.
+func checkKeys(body []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	// Numbers are not converted: a huge one is the decoder's to judge.
+	dec.UseNumber()
+	if err := walkValue(dec, t, ""); err != nil {
+		return err
+	}
+	switch _, err := dec.Token(); {
 	case errors.Is(err, io.EOF):
 		return nil
 	case err == nil:
 		return fmt.Errorf("%w: body holds more than one JSON value", authz.ErrInvalid)
 	default:
-		return bodyError(err)
+		return err
 	}
+}
+
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// walkValue checks the next value of dec, decoded into t; a nil t is a
+// value that does not fit its destination, which json.Unmarshal reports,
+// but whose keys are checked for repeats all the same.
+func walkValue(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == rawMessageType || t != nil && t.Kind() == reflect.Interface {
+		var skipped json.RawMessage
+		return dec.Decode(&skipped)
+	}
+	tok, err := dec.Token()
+	switch {
+	case err != nil:
+		return err
+	case tok == json.Delim('{'):
+		return inside(walkObject(dec, t, path))
+	case tok == json.Delim('['):
+		return inside(walkArray(dec, t, path))
+	}
+	return nil
+}
+
+// inside makes the end of the body within a value what it is: a truncated
+// body, not an empty one.
+func inside(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
+	var fields map[string]jsonField
+	if t != nil && t.Kind() == reflect.Struct {
+		fields = jsonFields(t)
+	}
+	seen := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string) // an object's tokens alternate: key, value
+		folded := foldKey(key)
+		if prev, ok := seen[folded]; ok {
+			return repeatedKey(keyPath(path, prev), keyPath(path, key))
+		}
+		seen[folded] = key
+		ft, err := fieldType(fields, key, path)
+		if err != nil {
+			return err
+		}
+		if err := walkValue(dec, ft, keyPath(path, key)); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token() // the closing brace
+	return err
+}
+
+// fieldType is the type of the field key names among fields, those of the
+// struct the object decodes into; with no struct (nil fields) keys are free.
+func fieldType(fields map[string]jsonField, key, path string) (reflect.Type, error) {
+	if fields == nil {
+		return nil, nil
+	}
+	f, ok := fields[foldKey(key)]
+	switch {
+	// The one rule a route that must ignore unknown fields would drop; the
+	// case rule stays, as encoding/json would still fill the field from
+	// such a key.
+	case !ok:
+		return nil, fmt.Errorf("%w: unknown field %q", authz.ErrInvalid, keyPath(path, key))
+	case f.name != key:
+		return nil, fmt.Errorf("%w: key %q must be written %q: keys are case-sensitive", authz.ErrInvalid, keyPath(path, key), keyPath(path, f.name))
+	}
+	return f.typ, nil
+}
+
+func walkArray(dec *json.Decoder, t reflect.Type, path string) error {
+	var elem reflect.Type
+	if t != nil && t.Kind() == reflect.Slice {
+		elem = t.Elem()
+	}
+	for i := 0; dec.More(); i++ {
+		if err := walkValue(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token() // the closing bracket
+	return err
+}
+
+func repeatedKey(first, second string) error {
+	if first == second {
+		return fmt.Errorf("%w: key %q appears more than once", authz.ErrInvalid, second)
+	}
+	return fmt.Errorf("%w: keys %q and %q differ only in case", authz.ErrInvalid, first, second)
+}
+
+func keyPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// jsonField is a struct field as encoding/json names it.
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+// jsonFields maps the folded JSON name of every field of struct type t to
+// the field.
+func jsonFields(t reflect.Type) map[string]jsonField {
+	fields := map[string]jsonField{}
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		// An embedded struct's own fields are listed after it.
+		case !f.IsExported() || f.Anonymous || name == "-":
+			continue
+		case name == "":
+			name = f.Name
+		}
+		fields[foldKey(name)] = jsonField{name: name, typ: f.Type}
+	}
+	return fields
+}
+
+// foldKey maps every rune to the smallest of its case-folding orbit, so two
+// keys fold alike exactly when encoding/json would take one for the other
+// (strings.EqualFold: "K", "k" and the Kelvin sign are one letter).
+func foldKey(key string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, key)
 }
 
 func requireJSON(contentType string) error {
@@ -57,6 +229,8 @@ func bodyError(err error) error {
 		typeErr   *json.UnmarshalTypeError
 	)
 	switch {
+	case errors.Is(err, authz.ErrInvalid):
+		return err // checkKeys' own, already worded for the caller
 	case errors.As(err, &tooLarge):
 		return fmt.Errorf("%w: body exceeds %d bytes", errBodyTooLarge, tooLarge.Limit)
 	case errors.Is(err, io.EOF):
@@ -70,8 +244,7 @@ func bodyError(err error) error {
 	case errors.As(err, &typeErr):
 		return fmt.Errorf("%w: field %q cannot be a JSON %s", authz.ErrInvalid, typeErr.Field, typeErr.Value)
 	default:
-		// Unknown fields and read failures: encoding/json's own wording is
-		// safe to show.
+		// Read failures: their wording is safe to show.
 		return fmt.Errorf("%w: %s", authz.ErrInvalid, strings.TrimPrefix(err.Error(), "json: "))
 	}
 }

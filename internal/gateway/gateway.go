@@ -66,6 +66,11 @@ type Deps struct {
 	// Ready reports whether the backends can answer (for /readyz); nil
 	// means always ready.
 	Ready func() bool
+	// Stale reports that the permission index lags Postgres beyond the
+	// operator's bound: reads then answer 503 and /readyz fails rather than
+	// answer from a mirror that may still allow what Postgres revoked. nil
+	// means never stale.
+	Stale func() bool
 	// Logger receives request logs and the internal causes of errors,
 	// which responses never carry; nil discards them.
 	Logger *slog.Logger
@@ -74,7 +79,7 @@ type Deps struct {
 	Registry *prometheus.Registry
 }
 
-// Gateway serves the HTTP contract of DESIGN.md.
+// Gateway serves the HTTP contract of docs/design.md.
 type Gateway struct {
 	cfg     Config
 	authn   Authenticator
@@ -82,6 +87,7 @@ type Gateway struct {
 	manager Manager
 	users   UserLookup
 	ready   func() bool
+	stale   func() bool
 	log     *slog.Logger
 	metrics *metrics
 	// serviceTokenHash is set only when a service token is configured.
@@ -109,6 +115,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		cfg:     cfg,
 		authn:   deps.Authn,
 		ready:   deps.Ready,
+		stale:   deps.Stale,
 		log:     deps.Logger,
 		manager: deps.Manager,
 		users:   deps.Users,
@@ -116,6 +123,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.freshness = deps.Freshness
 	if g.ready == nil {
 		g.ready = func() bool { return true }
+	}
+	if g.stale == nil {
+		g.stale = func() bool { return false }
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)

@@ -246,6 +246,16 @@ func TestServiceToken(t *testing.T) {
 			body: `{"permission":"read","company":"acme","subject":""}`, want: 403, wantDetail: "trusted service"},
 		{name: "user sends subject in bulk", token: aliceToken, method: "POST", target: "/v1/check/bulk",
 			body: `{"checks":[{"permission":"read","company":"acme"}],"subject":"bob"}`, want: 403, wantDetail: "trusted service"},
+		{name: "user sends null subject", token: aliceToken, method: "POST", target: "/v1/check",
+			body: `{"permission":"read","company":"acme","subject":null}`, want: 403, wantDetail: "trusted service"},
+		{name: "user sends null subject in bulk", token: aliceToken, method: "POST", target: "/v1/check/bulk",
+			body: `{"checks":[{"permission":"read","company":"acme"}],"subject":null}`, want: 403, wantDetail: "trusted service"},
+		{name: "null subject", token: serviceToken, method: "POST", target: "/v1/check",
+			body: `{"permission":"read","company":"acme","subject":null}`, want: 400, wantDetail: "subject must be a string"},
+		{name: "null subject in bulk", token: serviceToken, method: "POST", target: "/v1/check/bulk",
+			body: `{"checks":[{"permission":"read","company":"acme"}],"subject":null}`, want: 400, wantDetail: "subject must be a string"},
+		{name: "number subject", token: serviceToken, method: "POST", target: "/v1/check",
+			body: `{"permission":"read","company":"acme","subject":7}`, want: 400, wantDetail: "subject must be a string"},
 		{name: "prefix of the service token", token: serviceToken[:len(serviceToken)-1], method: "POST", target: "/v1/check",
 			body: `{"permission":"read","company":"acme","subject":"bob"}`, want: 401},
 	}
@@ -419,26 +429,26 @@ func TestFailsClosed(t *testing.T) {
 		{name: "check unavailable", method: "POST", target: "/v1/check", body: checkBody,
 			setup: func(e *env) { e.authz.err = unavailable }, want: 503, wantErrorCount: "1"},
 		{name: "check unknown error", method: "POST", target: "/v1/check", body: checkBody,
-			setup: func(e *env) { e.authz.err = unknown }, want: 503, wantErrorCount: "1"},
+			setup: func(e *env) { e.authz.err = unknown }, want: 500, wantErrorCount: "1"},
 		{name: "check panics", method: "POST", target: "/v1/check", body: checkBody,
 			setup: func(e *env) { e.authz.panics = true }, want: 500, wantErrorCount: "0"},
 		{name: "bulk unavailable", method: "POST", target: "/v1/check/bulk", body: bulkBody,
 			setup: func(e *env) { e.authz.err = unavailable }, want: 503, wantErrorCount: "2"},
 		{name: "bulk answers too few", method: "POST", target: "/v1/check/bulk", body: bulkBody,
-			setup: func(e *env) { e.authz.shortBulk = true }, want: 503, wantErrorCount: "2"},
+			setup: func(e *env) { e.authz.shortBulk = true }, want: 500, wantErrorCount: "2"},
 		{name: "bulk panics", method: "POST", target: "/v1/check/bulk", body: bulkBody,
 			setup: func(e *env) { e.authz.panics = true }, want: 500, wantErrorCount: "0"},
 		{name: "permissions unavailable", method: "GET", target: "/v1/companies/acme/permissions",
 			setup: func(e *env) { e.authz.err = unavailable }, want: 503, wantErrorCount: "6"},
 		{name: "permissions answered too few", method: "GET", target: "/v1/companies/acme/permissions",
-			setup: func(e *env) { e.authz.shortBulk = true }, want: 503, wantErrorCount: "6"},
+			setup: func(e *env) { e.authz.shortBulk = true }, want: 500, wantErrorCount: "6"},
 		{name: "lookup unavailable", method: "GET", target: "/v1/companies",
 			setup: func(e *env) { e.authz.err = unavailable }, want: 503, wantErrorCount: "0"},
 		{name: "company reader fails", method: "GET", target: "/v1/companies",
 			setup: func(e *env) {
 				e.authz.pages[""] = lookupPage{ids: []string{"acme"}}
 				e.companies.err = unknown
-			}, want: 503, wantErrorCount: "0"},
+			}, want: 500, wantErrorCount: "0"},
 		{name: "authorizer rejects input", method: "POST", target: "/v1/check", body: checkBody,
 			setup: func(e *env) { e.authz.err = fmt.Errorf("%w: malformed consistency token", authz.ErrInvalid) }, want: 400, wantErrorCount: "1"},
 	}
@@ -455,13 +465,13 @@ func TestFailsClosed(t *testing.T) {
 			if strings.Contains(rec.Body.String(), "secret-internal-detail") || strings.Contains(rec.Body.String(), "exploded") {
 				t.Errorf("internal detail leaked: %s", rec.Body)
 			}
-			if tt.want == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") != "1" {
-				t.Errorf("Retry-After = %q", rec.Header().Get("Retry-After"))
+			if want := map[int]string{http.StatusServiceUnavailable: "1"}[tt.want]; rec.Header().Get("Retry-After") != want {
+				t.Errorf("Retry-After = %q, want %q", rec.Header().Get("Retry-After"), want)
 			}
 			if tt.want >= 500 && !strings.Contains(e.logs.String(), "level=ERROR") {
 				t.Errorf("cause not logged: %s", e.logs)
 			}
-			if tt.want == http.StatusInternalServerError && !strings.Contains(e.logs.String(), "goroutine") {
+			if e.authz.panics && !strings.Contains(e.logs.String(), "goroutine") {
 				t.Errorf("panic logged without stack: %s", e.logs)
 			}
 			metrics := e.do("GET", "/metrics", "").Body.String()

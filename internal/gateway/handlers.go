@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -31,9 +32,10 @@ type checkBody struct {
 	Permission       string `json:"permission"`
 	Company          string `json:"company"`
 	ConsistencyToken string `json:"consistency_token"`
-	// Subject is a pointer so that a user who sends it at all, even
-	// empty, is refused.
-	Subject *string `json:"subject"`
+	// Subject is kept raw so that a user who sends it at all, even empty
+	// or null, is refused: encoding/json leaves a pointer nil for null,
+	// which would look absent.
+	Subject json.RawMessage `json:"subject"`
 }
 
 type checkResponse struct {
@@ -66,9 +68,9 @@ func (g *Gateway) handleCheck(w http.ResponseWriter, r *http.Request, c caller) 
 }
 
 type bulkBody struct {
-	Checks           []checkItem `json:"checks"`
-	ConsistencyToken string      `json:"consistency_token"`
-	Subject          *string     `json:"subject"`
+	Checks           []checkItem     `json:"checks"`
+	ConsistencyToken string          `json:"consistency_token"`
+	Subject          json.RawMessage `json:"subject"` // raw, as in checkBody
 }
 
 type bulkResult struct {
@@ -218,7 +220,7 @@ func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 // handleReadyz does not log when not ready: probes ask every few seconds
 // during start-up and the reason is already in the logs of what is starting.
 func (g *Gateway) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	if !g.ready() {
+	if !g.ready() || g.stale() {
 		writeProblem(w, r, http.StatusServiceUnavailable, "")
 		return
 	}

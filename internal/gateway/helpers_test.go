@@ -185,8 +185,12 @@ type env struct {
 	authn     *fakeAuthn
 	authz     *fakeAuthz
 	companies *fakeCompanies
-	ready     atomic.Bool
-	logs      *syncBuffer
+	// manager and users serve the management routes, which exist only
+	// when a setup sets them.
+	manager gateway.Manager
+	users   gateway.UserLookup
+	ready   atomic.Bool
+	logs    *syncBuffer
 }
 
 // newEnv builds a gateway over fresh fakes.
@@ -216,6 +220,8 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness, setup f
 		Authz:     e.authz,
 		Companies: e.companies,
 		Freshness: fresh,
+		Manager:   e.manager,
+		Users:     e.users,
 		Ready:     e.ready.Load,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:  prometheus.NewRegistry(),

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -315,14 +317,37 @@ func companyOf(co authz.Company, token string) companyResponse {
 	return resp
 }
 
+// validName refuses what a name shown in other people's screens and logs
+// must not hold: control characters (a NUL, which PostgreSQL cannot store
+// either, or a line break that forges a log line) and the bidirectional
+// formatting characters that make text display in another order than it
+// is stored.
 func validName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: name is required", authz.ErrInvalid)
 	case len(name) > maxNameBytes:
 		return fmt.Errorf("%w: name longer than %d bytes", authz.ErrInvalid, maxNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: name is not valid UTF-8", authz.ErrInvalid)
+	}
+	for _, r := range name {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Errorf("%w: name contains a control character", authz.ErrInvalid)
+		case isBidiFormatting(r):
+			return fmt.Errorf("%w: name contains a bidirectional formatting character", authz.ErrInvalid)
+		}
 	}
 	return nil
+}
+
+// isBidiFormatting reports the invisible characters that reorder the text
+// around them (Unicode's bidirectional embeddings, overrides, isolates and
+// marks): "invoice\u202efdp.exe" displays as "invoiceexe.pdf".
+func isBidiFormatting(r rune) bool {
+	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' ||
+		r == '\u200e' || r == '\u200f' || r == '\u061c'
 }
 
 func (g *Gateway) handleCreateCompany(w http.ResponseWriter, r *http.Request, c caller) (any, error) {
@@ -337,7 +362,8 @@ func (g *Gateway) handleCreateCompany(w http.ResponseWriter, r *http.Request, c 
 		if id == "" {
 			continue
 		}
-		if err := authz.ValidateCompanyID(id); err != nil {
+		// A parent of such an ID cannot exist: no company gets one.
+		if err := authz.ValidateNewCompanyID(id); err != nil {
 			return nil, err
 		}
 	}

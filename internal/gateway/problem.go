@@ -36,10 +36,9 @@ var statusTable = []struct {
 	{authz.ErrUnavailable, http.StatusServiceUnavailable, false},
 }
 
-// statusOf classifies err. An error of no known kind is 503: every route
-// here answers an authorization question, and an unexplained failure means
-// the answer is unknown, which must never look like a client mistake or a
-// success.
+// statusOf classifies err. An error of no known kind is 500: it is neither
+// the caller's mistake nor an outage that waiting cures, so no Retry-After
+// invites a retry; like every failure it is never an allow.
 func statusOf(err error) (status int, detail string) {
 	for _, row := range statusTable {
 		if errors.Is(err, row.kind) {
@@ -49,20 +48,26 @@ func statusOf(err error) (status int, detail string) {
 			return row.status, ""
 		}
 	}
-	return http.StatusServiceUnavailable, ""
+	return http.StatusInternalServerError, ""
 }
 
-// problem answers with the problem document for err and logs its cause.
+// problem answers with the problem document for err and logs its cause,
+// with the backend's own text, which no answer carries, as "cause".
 func (g *Gateway) problem(w http.ResponseWriter, r *http.Request, err error) {
 	status, detail := statusOf(err)
 	level := slog.LevelDebug
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
 	}
-	g.log.LogAttrs(r.Context(), level, "request failed",
+	attrs := []slog.Attr{
 		slog.Int("status", status),
 		slog.String("error", err.Error()),
-		slog.String("request_id", requestIDFrom(r.Context())))
+		slog.String("request_id", requestIDFrom(r.Context())),
+	}
+	if cause := authz.Cause(err); cause != "" {
+		attrs = append(attrs, slog.String("cause", cause))
+	}
+	g.log.LogAttrs(r.Context(), level, "request failed", attrs...)
 	writeProblem(w, r, status, detail)
 }
 

@@ -11,22 +11,29 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// translate maps a SpiceDB failure onto the domain's error kinds. Only a
-// malformed request of the caller's (a bad consistency token, a cursor that
-// does not parse) is ErrInvalid, an import of a relationship SpiceDB holds
-// already is ErrConflict; everything else means SpiceDB could not answer,
-// which callers treat as a deny.
+// refusals are the SpiceDB answers that are about the request rather than
+// SpiceDB's health, worded for the caller: only a malformed request of the
+// caller's (a bad consistency token, a cursor that does not parse) and an
+// import of a relationship SpiceDB holds already.
+var refusals = map[codes.Code]struct {
+	kind  error
+	words string
+}{
+	codes.InvalidArgument: {authz.ErrInvalid, "the permission index cannot read the request"},
+	codes.AlreadyExists:   {authz.ErrConflict, "the relationship exists already"},
+}
+
+// translate maps a SpiceDB failure onto the domain's error kinds. A refusal
+// gets our own words (authz.Hide), since SpiceDB's message names its
+// schema and objects; everything else means SpiceDB could not answer, which
+// callers treat as a deny and never show, so its message keeps SpiceDB's
+// text for every log.
 func translate(op string, err error) error {
-	kind := authz.ErrUnavailable
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-	default:
-		switch s, _ := status.FromError(err); s.Code() {
-		case codes.InvalidArgument:
-			kind = authz.ErrInvalid
-		case codes.AlreadyExists:
-			kind = authz.ErrConflict
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		s, _ := status.FromError(err)
+		if r, ok := refusals[s.Code()]; ok {
+			return fmt.Errorf("spicedb: %s: %w", op, authz.Hide(r.kind, r.words, err))
 		}
 	}
-	return fmt.Errorf("spicedb: %s: %w: %w", op, kind, err)
+	return fmt.Errorf("spicedb: %s: %w: %w", op, authz.ErrUnavailable, err)
 }

@@ -22,8 +22,11 @@ const (
 )
 
 // translate gives err the authz kind it stands for, keeping the original
-// error in the chain for logs and errors.As. Errors without a kind (a bad
-// URL, a bug in a query) pass through unchanged.
+// error in the chain for logs and errors.As. A kind the caller sees comes
+// with our own words (authz.Hide): PostgreSQL's message names tables,
+// constraints and values. Unavailability is never shown, so its message
+// keeps the server's text for every log. Errors without a kind (a bad URL,
+// a bug in a query) pass through unchanged.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -34,10 +37,14 @@ func translate(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if kind := kindOfSQLState(pgErr.Code); kind != nil {
+		switch kind, words := kindOfSQLState(pgErr.Code); kind {
+		case nil:
+			return err
+		case authz.ErrUnavailable:
 			return fmt.Errorf("%w: %w", kind, err)
+		default:
+			return authz.Hide(kind, words, err)
 		}
-		return err
 	}
 	if unreachable(err) {
 		return fmt.Errorf("%w: %w", authz.ErrUnavailable, err)
@@ -45,26 +52,32 @@ func translate(err error) error {
 	return err
 }
 
-func kindOfSQLState(code string) error {
+// kindOfSQLState returns the kind of a SQLSTATE and, for the kinds the
+// caller sees, what to tell them.
+func kindOfSQLState(code string) (kind error, words string) {
 	switch code {
-	case "23505", codeParentCycle, codeTreeTooDeep: // unique_violation and the tree guards
-		return authz.ErrConflict
+	case "23505": // unique_violation
+		return authz.ErrConflict, "conflicts with an existing row"
+	case codeParentCycle:
+		return authz.ErrConflict, "the company would become its own ancestor"
+	case codeTreeTooDeep:
+		return authz.ErrConflict, "the company tree would be too deep"
 	case "23503": // foreign_key_violation
 		// Every statement here that can break a foreign key names a company
 		// that has to exist already.
-		return authz.ErrNotFound
+		return authz.ErrNotFound, "names a company that does not exist"
 	case "23502", "23514": // not_null_violation, check_violation
-		return authz.ErrInvalid
+		return authz.ErrInvalid, "a value the database does not accept"
 	case "57014", "57P01", "57P02", "57P03": // query_canceled (statement_timeout), admin/crash shutdown, cannot connect now
-		return authz.ErrUnavailable
+		return authz.ErrUnavailable, ""
 	}
 	switch {
-	case strings.HasPrefix(code, "22"): // data exception: a value the column cannot hold
-		return authz.ErrInvalid
+	case strings.HasPrefix(code, "22"): // data exception: a value the column cannot hold (a NUL byte, bad UTF-8, too long)
+		return authz.ErrInvalid, "a value the database cannot store"
 	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"): // connection exception, insufficient resources
-		return authz.ErrUnavailable
+		return authz.ErrUnavailable, ""
 	}
-	return nil
+	return nil, ""
 }
 
 // unreachable reports a failure to reach the server or to hear back from it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -58,5 +59,41 @@ func TestTranslate(t *testing.T) {
 	}
 	if translate(nil) != nil {
 		t.Error("translate(nil) != nil")
+	}
+}
+
+// TestTranslateWordsWhatTheCallerSees: a kind the caller is shown comes
+// with our words, never PostgreSQL's, which stay in the chain and in
+// authz.Cause for the log; unavailability, never shown, keeps them.
+func TestTranslateWordsWhatTheCallerSees(t *testing.T) {
+	t.Parallel()
+	const pgText = `new row for relation "company_memberships" violates check constraint "company_memberships_role_check"`
+	tests := []struct {
+		name, code string
+		hidden     bool
+	}{
+		{"unique violation", "23505", true},
+		{"parent cycle", codeParentCycle, true},
+		{"foreign key violation", "23503", true},
+		{"check violation", "23514", true},
+		{"not null violation", "23502", true},
+		{"NUL byte", "22021", true},
+		{"statement timeout", "57014", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pgErr := &pgconn.PgError{Code: tt.code, Message: pgText}
+			got := translate(fmt.Errorf("insert: %w", pgErr))
+			var as *pgconn.PgError
+			if !errors.As(got, &as) || as != pgErr {
+				t.Errorf("translate lost the PostgreSQL error: %v", got)
+			}
+			if shown := strings.Contains(got.Error(), "violates"); shown == tt.hidden {
+				t.Errorf("message %q: shows PostgreSQL's text = %v, want %v", got, shown, !tt.hidden)
+			}
+			if cause := authz.Cause(got); tt.hidden != strings.Contains(cause, "violates") {
+				t.Errorf("authz.Cause = %q, want PostgreSQL's text: %v", cause, tt.hidden)
+			}
+		})
 	}
 }

@@ -455,6 +455,11 @@ func TestInvalidInput(t *testing.T) {
 		}, authz.ErrNotFound, "23503"},
 		{"empty company id", func(ctx context.Context) error { return s.UpsertCompany(ctx, authz.Company{Name: "X"}) }, authz.ErrInvalid, ""},
 		{"empty name", func(ctx context.Context) error { return s.UpsertCompany(ctx, authz.Company{ID: "x"}) }, authz.ErrInvalid, ""},
+		{"NUL in name", func(ctx context.Context) error { return s.UpsertCompany(ctx, authz.Company{ID: "x", Name: "a\x00b"}) }, authz.ErrInvalid, "22021"},
+		{"NUL in a created company's name", func(ctx context.Context) error {
+			_, _, err := s.CreateCompany(ctx, "u", authz.Company{ID: "y", Name: "a\x00b"})
+			return err
+		}, authz.ErrInvalid, "22021"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -464,7 +469,12 @@ func TestInvalidInput(t *testing.T) {
 			}
 			var pgErr *pgconn.PgError
 			if tt.sqlState != "" && (!errors.As(err, &pgErr) || pgErr.Code != tt.sqlState) {
-				t.Errorf("got %v, want it to come from SQLSTATE %s", err, tt.sqlState)
+				t.Fatalf("got %v, want it to come from SQLSTATE %s", err, tt.sqlState)
+			}
+			// The message reaches callers and the audit trail; the
+			// database's own words stay in the chain.
+			if pgErr != nil && strings.Contains(err.Error(), pgErr.Message) {
+				t.Errorf("message %q carries PostgreSQL's %q", err, pgErr.Message)
 			}
 		})
 	}

@@ -17,6 +17,8 @@ require (
 	google.golang.org/grpc v1.84.0
 )
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260709200747-435963d16310.1 // indirect
 	buf.build/gen/go/gogo/protobuf/protocolbuffers/go v1.36.12-20240617172848-e1dbca2775a7.1 // indirect

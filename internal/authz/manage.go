@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The management rules of DESIGN.md, as pure decisions over facts the store
+// The management rules of docs/design.md, as pure decisions over facts the store
 // reads under locks. Keeping them here, free of SQL and HTTP, is what lets a
 // test enumerate every case against the written rules.
 
@@ -99,15 +99,24 @@ type CompanyChange struct {
 	// the root.
 	Rename, Move bool
 	NewParent    string
+	// HasParent is true for a company that has a parent now (a move);
+	// ActorCurrentParentRole is then the actor's strongest active role on
+	// that parent, held there or above it.
+	HasParent              bool
+	ActorCurrentParentRole Role
 	// HasActiveOwner is true when the company has an active owner of its
 	// own, which it needs to become a root.
 	HasActiveOwner bool
 }
 
-// DecideCompanyChange applies DESIGN.md's rules for companies: anyone may
-// create a root company (and becomes its owner); a child needs create on the
-// parent; a rename needs update; a move needs manage_owners on the company
-// and create on the new parent. Cycles and the depth bound are the store's.
+// DecideCompanyChange applies the rules for companies (docs/design.md):
+// anyone may create a root company (and becomes its owner); a child needs
+// create on the parent; a rename needs update; a move needs manage_owners
+// on the company's current parent (on the company itself when it is a root)
+// and create on the new parent. A move is a privilege change against the
+// owners above the company: they lose every inherited right on it, so it is
+// theirs to decide, not the subsidiary's own owners'. Cycles and the depth
+// bound are the store's.
 func DecideCompanyChange(c CompanyChange) error {
 	if c.Create {
 		if c.NewParent != "" && !c.ActorParentRole.Grants(PermCreate) {
@@ -125,8 +134,11 @@ func DecideCompanyChange(c CompanyChange) error {
 	if !c.Move {
 		return nil
 	}
-	if !c.ActorRole.Grants(PermManageOwners) {
-		return fmt.Errorf("%w: moving a company needs manage_owners on it", ErrForbidden)
+	switch {
+	case c.HasParent && !c.ActorCurrentParentRole.Grants(PermManageOwners):
+		return fmt.Errorf("%w: moving a company needs manage_owners on its current parent", ErrForbidden)
+	case !c.HasParent && !c.ActorRole.Grants(PermManageOwners):
+		return fmt.Errorf("%w: moving a root company needs manage_owners on it", ErrForbidden)
 	}
 	if c.NewParent != "" && !c.ActorParentRole.Grants(PermCreate) {
 		return fmt.Errorf("%w: moving a company needs create on the new parent", ErrForbidden)

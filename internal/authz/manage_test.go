@@ -28,7 +28,7 @@ func member(role Role, status Status) *Membership {
 }
 
 // The exhaustive check of these rules is the escalation matrix in
-// internal/app, which judges every cell from DESIGN.md's text; these cases
+// internal/app, which judges every cell from docs/design.md's text; these cases
 // pin the decisions whose order matters.
 func TestDecideMemberChange(t *testing.T) {
 	for _, tc := range []struct {
@@ -71,11 +71,21 @@ func TestDecideCompanyChange(t *testing.T) {
 		{"editor renames", CompanyChange{ActorRole: RoleEditor, Rename: true}, nil},
 		{"viewer may not rename", CompanyChange{ActorRole: RoleViewer, Rename: true}, ErrForbidden},
 		{"a stranger learns nothing", CompanyChange{Rename: true}, ErrForbidden},
-		{"admin may not move", CompanyChange{ActorRole: RoleAdmin, Move: true, NewParent: "p", ActorParentRole: RoleOwner}, ErrForbidden},
-		{"owner moves under a parent they create in", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleAdmin}, nil},
-		{"owner may not move under a parent they only view", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleViewer}, ErrForbidden},
+		{"admin may not move a root", CompanyChange{ActorRole: RoleAdmin, Move: true, NewParent: "p", ActorParentRole: RoleOwner}, ErrForbidden},
+		{"owner moves a root under a parent they create in", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleAdmin}, nil},
+		{"owner may not move a root under a parent they only view", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleViewer}, ErrForbidden},
+		{"owner above moves a subsidiary within the tree", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleOwner,
+			HasParent: true, ActorCurrentParentRole: RoleOwner}, nil},
+		{"the subsidiary's own owner may not move it away", CompanyChange{ActorRole: RoleOwner, Move: true, NewParent: "p", ActorParentRole: RoleOwner,
+			HasParent: true}, ErrForbidden},
+		{"the subsidiary's own owner may not detach it", CompanyChange{ActorRole: RoleOwner, Move: true, HasActiveOwner: true,
+			HasParent: true}, ErrForbidden},
+		{"an admin above may not move a subsidiary", CompanyChange{ActorRole: RoleAdmin, Move: true, NewParent: "p", ActorParentRole: RoleOwner,
+			HasParent: true, ActorCurrentParentRole: RoleAdmin}, ErrForbidden},
 		{"a new root needs an owner of its own", CompanyChange{ActorRole: RoleOwner, Move: true}, ErrConflict},
 		{"a new root with its own owner", CompanyChange{ActorRole: RoleOwner, Move: true, HasActiveOwner: true}, nil},
+		{"the owner above detaches a subsidiary with its own owner", CompanyChange{ActorRole: RoleOwner, Move: true, HasActiveOwner: true,
+			HasParent: true, ActorCurrentParentRole: RoleOwner}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := DecideCompanyChange(tc.change)

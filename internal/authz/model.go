@@ -53,7 +53,7 @@ func ParsePermission(s string) (Permission, error) {
 	return p, nil
 }
 
-// grants is the role table of DESIGN.md. SpiceDB's schema is the enforcing
+// grants is the role table of docs/design.md. SpiceDB's schema is the enforcing
 // copy; this one exists so tests can compute expected answers straight from
 // rows, independently of SpiceDB.
 var grants = map[Role][]Permission{

@@ -33,6 +33,12 @@ import (
 //     by the application's own SQL cannot slip between the count and the
 //     commit.
 //
+// Every request is decided twice: first in a read-only transaction that
+// takes no lock, and only when that pass allows, again in the writing
+// transaction under the locks above, where only the second decision counts. So a caller the rules
+// refuse never holds a lock on a company that is not theirs: nobody can
+// queue a victim's writes behind requests of their own.
+//
 // A deadlock or serialisation failure retries the whole transaction.
 
 // lockMode is how lockChain locks the company a request is about.
@@ -42,7 +48,16 @@ const (
 	lockNone   lockMode = ""
 	lockShare  lockMode = "for share"
 	lockChange lockMode = "for no key update"
+	lockUpdate lockMode = "for update"
 )
+
+// when is mode in the locked pass of a decision, and no lock in the first.
+func when(locked bool, mode lockMode) lockMode {
+	if locked {
+		return mode
+	}
+	return lockNone
+}
 
 // maxAttempts bounds retries after deadlocks and serialisation failures.
 const maxAttempts = 4
@@ -120,13 +135,23 @@ type decision struct {
 	actor, action, company, target string
 	reason                         string
 	detail                         map[string]string
+	// outsider is true when the actor holds no active role on the company
+	// or above it. Its refusals are not that company's business: written
+	// to its audit trail they would let anybody flood it.
+	outsider bool
 }
 
-// manage runs fn in a transaction and records its decision in the audit
-// trail: inside the transaction when it commits, on its own when fn refused
-// (the refusal is a decision too). It returns the WAL position after the
-// commit, the consistency token of the write.
-func (s *Store) manage(ctx context.Context, d *decision, fn func(pgx.Tx) error) (string, error) {
+// decider reads the facts of a request, decides it, and in the locked pass
+// (only) carries it out.
+type decider func(tx pgx.Tx, locked bool) error
+
+// manage runs fn in a transaction, first unlocked and then locked (see the
+// top of this file), and records the decision in the audit trail: inside
+// the transaction when it commits, on its own when fn refused (the refusal
+// is a decision too), or only in the log and a metric when an outsider was
+// refused. It returns the WAL position after the commit, the consistency
+// token of the write.
+func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, error) {
 	// fn notes what it found on d; a retry starts from what the caller
 	// asked, so a fact of a rolled-back attempt (a generated company ID, a
 	// previous role) cannot end up in the audit row of the next.
@@ -136,18 +161,30 @@ func (s *Store) manage(ctx context.Context, d *decision, fn func(pgx.Tx) error) 
 	for attempt := 1; ; attempt++ {
 		*d = asked
 		d.detail = maps.Clone(asked.detail)
-		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return s.audit(ctx, tx, d, nil)
+		// The first pass reads one snapshot, so that its facts are those
+		// of one moment, as a serial order would have them.
+		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+			return fn(tx, false)
 		})
+		if err == nil {
+			err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+				if err := fn(tx, true); err != nil {
+					return err
+				}
+				return s.audit(ctx, tx, d, nil)
+			})
+		}
 		if !retryable(err) || attempt == maxAttempts {
 			break
 		}
 	}
 	if err != nil {
-		if authz.Refused(err) {
+		switch {
+		case authz.Refused(err) && d.outsider:
+			s.outsiderRefusals.Inc()
+			s.logger.InfoContext(ctx, "refused a caller without a role on the company", "actor", d.actor,
+				"action", d.action, "company", d.company, "target", d.target, "outcome", authz.Outcome(err), "reason", err.Error())
+		case authz.Refused(err):
 			if aerr := s.audit(ctx, s.pool, d, err); aerr != nil {
 				s.logger.ErrorContext(ctx, "audit: cannot record a refusal", "action", d.action, "error", aerr)
 			}
@@ -184,8 +221,13 @@ func (s *Store) audit(ctx context.Context, q execer, d *decision, err error) err
 	if detail == nil {
 		detail = map[string]string{}
 	}
-	_, aerr := q.Exec(ctx, `insert into tenantgate.audit_log (actor, action, company_id, target, outcome, reason, detail)
-		values ($1, $2, $3, $4, $5, $6, $7)`, d.actor, d.action, d.company, d.target, outcome, reason, detail)
+	// The row belongs to the company as it exists now (none: a refusal
+	// about an unknown ID), so a company created later with the same ID
+	// does not inherit it.
+	_, aerr := q.Exec(ctx, `insert into tenantgate.audit_log (actor, action, company_id, target, outcome, reason, detail, incarnation)
+		values ($1, $2, $3, $4, $5, $6, $7,
+			(select incarnation from tenantgate.company_incarnations where company_id = $3))`,
+		d.actor, d.action, d.company, d.target, outcome, reason, detail)
 	if aerr != nil {
 		return fmt.Errorf("audit: %w", translate(aerr))
 	}
@@ -199,8 +241,8 @@ func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership)
 	d := &decision{actor: actor, action: authz.ActionMemberSet, company: m.CompanyID, target: m.UserID,
 		detail: map[string]string{"role": string(m.Role), "status": string(m.Status)}}
 	var stored authz.Membership
-	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
-		change, err := s.memberFacts(ctx, tx, actor, m.CompanyID, m.UserID)
+	token, err := s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
+		change, err := s.memberFacts(ctx, tx, locked, actor, m.CompanyID, m.UserID)
 		if err != nil {
 			return err
 		}
@@ -212,7 +254,7 @@ func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership)
 		}
 		// Judged after the decision, so that a caller without rights gets
 		// the same refusal for "*" as for any other member.
-		if err := authz.ValidateUserID(m.UserID); err != nil {
+		if err := authz.ValidateUserID(m.UserID); err != nil || !locked {
 			return err
 		}
 		stored = m
@@ -239,13 +281,13 @@ func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership)
 // actor is the last active owner of a root company.
 func (s *Store) RemoveMember(ctx context.Context, actor, companyID, userID string) (string, error) {
 	d := &decision{actor: actor, action: authz.ActionMemberRemove, company: companyID, target: userID}
-	return s.manage(ctx, d, func(tx pgx.Tx) error {
-		change, err := s.memberFacts(ctx, tx, actor, companyID, userID)
+	return s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
+		change, err := s.memberFacts(ctx, tx, locked, actor, companyID, userID)
 		if err != nil {
 			return err
 		}
 		d.note(change)
-		if err := authz.DecideMemberChange(change); err != nil {
+		if err := authz.DecideMemberChange(change); err != nil || !locked {
 			return err
 		}
 		_, err = tx.Exec(ctx, `delete from company_memberships where user_id = $1 and company_id = $2`, userID, companyID)
@@ -262,6 +304,7 @@ func (d *decision) note(c authz.MemberChange) {
 		d.detail = map[string]string{}
 	}
 	d.detail["actor_role"] = string(c.ActorRole)
+	d.outsider = c.ActorRole == ""
 	if c.Current != nil {
 		d.detail["previous_role"] = string(c.Current.Role)
 		d.detail["previous_status"] = string(c.Current.Status)
@@ -272,21 +315,22 @@ func (d *decision) note(c authz.MemberChange) {
 	}
 }
 
-// memberFacts reads, under the locks described at the top of this file,
-// what DecideMemberChange needs to judge a change to target's membership.
-func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, actor, companyID, target string) (authz.MemberChange, error) {
+// memberFacts reads what DecideMemberChange needs to judge a change to
+// target's membership: in the locked pass under the locks described at the
+// top of this file, in the first without any.
+func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, companyID, target string) (authz.MemberChange, error) {
 	change := authz.MemberChange{Actor: actor, Target: target}
-	ch, err := lockChain(ctx, tx, companyID, lockChange)
+	ch, err := lockChain(ctx, tx, companyID, when(locked, lockChange))
 	if err != nil || len(ch) == 0 {
 		return change, err
 	}
-	if change.ActorRole, err = roleOn(ctx, tx, actor, ch, lockShare); err != nil {
+	if change.ActorRole, err = roleOn(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
 		return change, err
 	}
 	change.Root = ch[0].ParentID == ""
 	var cur authz.Membership
 	err = tx.QueryRow(ctx, `select id, role, status from company_memberships
-		where user_id = $1 and company_id = $2 for update`, target, companyID).Scan(&cur.ID, &cur.Role, &cur.Status)
+		where user_id = $1 and company_id = $2 `+string(when(locked, lockUpdate)), target, companyID).Scan(&cur.ID, &cur.Role, &cur.Status)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -299,18 +343,18 @@ func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, actor, companyID, ta
 	// the owners counted are locked too, so that the application's own SQL
 	// cannot demote them either before this commits: the count cannot go
 	// stale. (A locking read cannot aggregate, so the rows are counted here.)
-	if change.OtherActiveOwners, err = countOwners(ctx, tx, companyID, target); err != nil {
+	if change.OtherActiveOwners, err = countOwners(ctx, tx, companyID, target, when(locked, lockShare)); err != nil {
 		return change, err
 	}
 	return change, nil
 }
 
 // countOwners counts companyID's active owners other than except (none: ""),
-// locking their rows FOR SHARE. A row demoted by a writer it waited for is
+// locking their rows with mode. A row demoted by a writer it waited for is
 // read again and no longer counts.
-func countOwners(ctx context.Context, tx pgx.Tx, companyID, except string) (int, error) {
+func countOwners(ctx context.Context, tx pgx.Tx, companyID, except string, mode lockMode) (int, error) {
 	rows, err := tx.Query(ctx, `select user_id from company_memberships
-		where company_id = $1 and role = 'owner' and status = 'active' and user_id <> $2 for share`,
+		where company_id = $1 and role = 'owner' and status = 'active' and user_id <> $2 `+string(mode),
 		companyID, except)
 	if err != nil {
 		return 0, fmt.Errorf("count owners: %w", translate(err))
@@ -332,17 +376,25 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 	d := &decision{actor: actor, action: authz.ActionCompanyCreate, company: cmp.Or(c.ParentID, c.ID),
 		detail: map[string]string{"name": c.Name, "parent_id": c.ParentID}}
 	created := c
-	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
+	token, err := s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
 		change := authz.CompanyChange{Create: true, NewParent: c.ParentID}
-		if c.ParentID != "" {
-			parent, err := lockChain(ctx, tx, c.ParentID, lockShare)
-			if err != nil {
-				return err
-			}
-			if change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, lockShare); err != nil {
-				return err
-			}
+		// The actor's role where a refusal is filed: on the parent, which
+		// the decision needs locked, or on a company that holds the ID
+		// asked for, which only decides whether the refusal is its
+		// business.
+		mode := when(locked && c.ParentID != "", lockShare)
+		home, err := lockChain(ctx, tx, d.company, mode)
+		if err != nil {
+			return err
 		}
+		homeRole, err := roleOn(ctx, tx, actor, home, mode)
+		if err != nil {
+			return err
+		}
+		if c.ParentID != "" {
+			change.ActorParentRole = homeRole
+		}
+		d.outsider = homeRole == ""
 		d.reason = "anyone may create a root company"
 		if c.ParentID != "" {
 			d.reason = "actor holds " + string(change.ActorParentRole) + " on the parent"
@@ -352,10 +404,10 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 		}
 		// Judged after the decision, like SetMember's user: a caller
 		// without rights learns nothing more from a bad value.
-		if err := validCreate(actor, c); err != nil {
+		if err := validCreate(actor, c); err != nil || !locked {
 			return err
 		}
-		err := tx.QueryRow(ctx, `insert into companies (id, name, parent_id)
+		err = tx.QueryRow(ctx, `insert into companies (id, name, parent_id)
 			values (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, nullif($3, '')) returning id`,
 			c.ID, c.Name, c.ParentID).Scan(&created.ID)
 		if err != nil {
@@ -405,28 +457,33 @@ func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.Com
 		d.detail["parent_id"] = *u.ParentID
 	}
 	var updated authz.Company
-	token, err := s.manage(ctx, d, func(tx pgx.Tx) error {
-		ch, err := lockChain(ctx, tx, id, lockChange)
+	token, err := s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
+		ch, err := lockChain(ctx, tx, id, when(locked, lockChange))
 		if err != nil {
 			return err
 		}
 		change := authz.CompanyChange{Rename: u.Name != nil, Move: u.ParentID != nil}
-		if change.ActorRole, err = roleOn(ctx, tx, actor, ch, lockShare); err != nil {
+		if change.ActorRole, err = roleOn(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
 			return err
 		}
+		d.outsider = change.ActorRole == ""
 		d.reason = "actor holds " + string(change.ActorRole)
 		if change.Move {
 			change.NewParent = *u.ParentID
-			if err := s.moveFacts(ctx, tx, actor, id, &change); err != nil {
+			if err := s.moveFacts(ctx, tx, locked, actor, ch, &change); err != nil {
 				return err
 			}
-			d.reason += " on the company and " + string(change.ActorParentRole) + " on the new parent"
+			d.reason += " on the company, " + string(change.ActorCurrentParentRole) + " on the current parent and " +
+				string(change.ActorParentRole) + " on the new parent"
 		}
 		if err := authz.DecideCompanyChange(change); err != nil {
 			return err
 		}
 		if u.Name != nil && *u.Name == "" {
 			return fmt.Errorf("%w: empty name", authz.ErrInvalid)
+		}
+		if !locked {
+			return nil
 		}
 		updated = ch[0]
 		if u.Name != nil {
@@ -448,19 +505,33 @@ func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.Com
 	return updated, token, nil
 }
 
-// moveFacts fills in the actor's role on the new parent, or for a move to
-// the root, whether the company has an active owner of its own.
-func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, actor, id string, change *authz.CompanyChange) error {
+// moveFacts fills in the actor's role on the company's current parent
+// (ch is the company's chain, read under lock), and its role on the new
+// parent or, for a move to the root, whether the company has an active
+// owner of its own.
+func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, actor string, ch chain, change *authz.CompanyChange) error {
+	if len(ch) == 0 {
+		return nil // unknown: refused for want of read, like any stranger
+	}
+	if len(ch) > 1 {
+		change.HasParent = true
+		var err error
+		// The actor's memberships on the parent's chain are locked
+		// already: UpdateCompany read its role on the whole chain.
+		if change.ActorCurrentParentRole, err = roleOn(ctx, tx, actor, ch[1:], lockNone); err != nil {
+			return err
+		}
+	}
 	if change.NewParent == "" {
-		owners, err := countOwners(ctx, tx, id, "")
+		owners, err := countOwners(ctx, tx, ch[0].ID, "", when(locked, lockShare))
 		change.HasActiveOwner = owners > 0
 		return err
 	}
-	parent, err := lockChain(ctx, tx, change.NewParent, lockShare)
+	parent, err := lockChain(ctx, tx, change.NewParent, when(locked, lockShare))
 	if err != nil {
 		return err
 	}
-	change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, lockShare)
+	change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, when(locked, lockShare))
 	return err
 }
 
@@ -537,7 +608,9 @@ func (s *Store) Audit(ctx context.Context, actor, companyID string, limit int, b
 	var entries []authz.AuditEntry
 	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, _ chain) error {
 		rows, err := tx.Query(ctx, `select id, at, actor, action, company_id, target, outcome, reason, detail
-			from tenantgate.audit_log where company_id = $1 and ($2::bigint = 0 or id < $2::bigint)
+			from tenantgate.audit_log
+			where incarnation = (select incarnation from tenantgate.company_incarnations where company_id = $1)
+				and ($2::bigint = 0 or id < $2::bigint)
 			order by id desc limit $3`, companyID, before, limit)
 		if err != nil {
 			return translate(err)
@@ -562,11 +635,11 @@ func treeError(op string, err error) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case codeParentCycle:
-			return fmt.Errorf("%w: the new parent is the company itself or one of its descendants", authz.ErrConflict)
+			return authz.Hide(authz.ErrConflict, "the new parent is the company itself or one of its descendants", err)
 		case codeTreeTooDeep:
-			return fmt.Errorf("%w: the company tree would be deeper than %d levels", authz.ErrConflict, MaxDepth)
+			return authz.Hide(authz.ErrConflict, fmt.Sprintf("the company tree would be deeper than %d levels", MaxDepth), err)
 		case "23505":
-			return fmt.Errorf("%w: a company with this id exists", authz.ErrConflict)
+			return authz.Hide(authz.ErrConflict, "a company with this id exists", err)
 		}
 	}
 	return fmt.Errorf("%s: %w", op, translate(err))

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/store"
@@ -587,10 +589,28 @@ func TestUpdateCompany(t *testing.T) {
 			company: func(tr tree) string { return tr.kid },
 			update:  func(tr tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: &tr.other} },
 			want:    authz.ErrForbidden},
-		{name: "move by an owner who is admin on the new parent", kidOwner: true, otherRole: authz.RoleAdmin, actor: "kidowner",
+		// The kid's own owner holds nothing on root, whose owners would
+		// lose every inherited right on kid: the move is theirs.
+		{name: "move away by the company's own owner, owner of the new parent", kidOwner: true, otherRole: authz.RoleOwner, actor: "kidowner",
 			company: func(tr tree) string { return tr.kid },
 			update:  func(tr tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: &tr.other} },
-			parent:  func(tr tree) string { return tr.other }},
+			want:    authz.ErrForbidden},
+		{name: "detach by the company's own owner", kidOwner: true, actor: "kidowner",
+			company: func(tr tree) string { return tr.kid },
+			update:  func(tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: ptr("")} },
+			want:    authz.ErrForbidden},
+		{name: "move within the tree by the owner above", actor: "boss",
+			company: func(tr tree) string { return tr.grandkid },
+			update:  func(tr tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: &tr.root} },
+			parent:  func(tr tree) string { return tr.root }},
+		{name: "move in: a root by the owner of both trees", actor: "boss",
+			company: func(tr tree) string { return tr.other },
+			update:  func(tr tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: &tr.kid} },
+			parent:  func(tr tree) string { return tr.kid }},
+		{name: "move in: a root by its admin", otherRole: authz.RoleAdmin, actor: "kidowner",
+			company: func(tr tree) string { return tr.other },
+			update:  func(tr tree) authz.CompanyUpdate { return authz.CompanyUpdate{ParentID: &tr.root} },
+			want:    authz.ErrForbidden},
 		{name: "move under an unknown parent", actor: "boss",
 			company: func(tr tree) string { return tr.kid },
 			update: func(tr tree) authz.CompanyUpdate {
@@ -1092,4 +1112,147 @@ func queryStringsPool(t *testing.T, s *store.Store, sql string, args ...any) []s
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return got
+}
+
+// TestOutsidersTakeNoLocksAndWriteNoAudit: a caller without a role on a
+// company is refused on an unlocked read, so it cannot queue the company's
+// own writes behind its requests, and its refusals are counted, not written
+// into the company's audit trail.
+func TestOutsidersTakeNoLocksAndWriteNoAudit(t *testing.T) {
+	t.Parallel()
+	dbURL := testutil.NewTestDatabase(t)
+	s := openStore(t, dbURL)
+	upsertAll(t, s, authz.Company{ID: "victim", Name: "Victim"}, authz.Company{ID: "victim-kid", Name: "Kid", ParentID: "victim"})
+	seedMembers(t, s, member("boss", "victim", authz.RoleOwner), member("staff", "victim", authz.RoleAdmin),
+		authz.Membership{UserID: "former", CompanyID: "victim", Role: authz.RoleOwner, Status: authz.StatusInactive})
+
+	// The company's own writer holds the row locks a management request
+	// would wait for.
+	ctx := t.Context()
+	held, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background()) //nolint:errcheck // test cleanup
+	if _, err := held.Exec(ctx, `select 1 from companies where id in ('victim', 'victim-kid') for update`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Exec(ctx, `select 1 from company_memberships where company_id = 'victim' for update`); err != nil {
+		t.Fatal(err)
+	}
+
+	requests := []struct {
+		name string
+		call func(ctx context.Context, actor string) error
+	}{
+		{"grant", func(ctx context.Context, actor string) error {
+			_, _, err := s.SetMember(ctx, actor, member(actor+"-friend", "victim", authz.RoleOwner))
+			return err
+		}},
+		{"demote an owner", func(ctx context.Context, actor string) error {
+			_, _, err := s.SetMember(ctx, actor, member("boss", "victim", authz.RoleViewer))
+			return err
+		}},
+		{"remove", func(ctx context.Context, actor string) error {
+			_, err := s.RemoveMember(ctx, actor, "victim", "staff")
+			return err
+		}},
+		{"create a child", func(ctx context.Context, actor string) error {
+			_, _, err := s.CreateCompany(ctx, actor, authz.Company{Name: "Planted", ParentID: "victim"})
+			return err
+		}},
+		{"create a root with its id", func(ctx context.Context, actor string) error {
+			_, _, err := s.CreateCompany(ctx, actor, authz.Company{ID: "victim", Name: "Mine"})
+			return err
+		}},
+		{"rename", func(ctx context.Context, actor string) error {
+			_, _, err := s.UpdateCompany(ctx, actor, "victim", authz.CompanyUpdate{Name: ptr("Pwned")})
+			return err
+		}},
+		{"detach its child", func(ctx context.Context, actor string) error {
+			_, _, err := s.UpdateCompany(ctx, actor, "victim-kid", authz.CompanyUpdate{ParentID: ptr("")})
+			return err
+		}},
+	}
+	refusals := promtestutil.ToFloat64(s)
+	auditsBefore := auditCount(t, s)
+	for _, actor := range []string{"stranger", "former"} {
+		for _, r := range requests {
+			t.Run(actor+"/"+r.name, func(t *testing.T) {
+				// Waiting for the held locks would run into this deadline.
+				ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+				defer cancel()
+				err := r.call(ctx, actor)
+				if !authz.Refused(err) {
+					t.Fatalf("= %v, want a refusal without waiting for the company's locks", err)
+				}
+			})
+		}
+	}
+	if n := auditCount(t, s) - auditsBefore; n != 0 {
+		t.Errorf("outsiders' refusals wrote %d audit rows, want none", n)
+	}
+	if got, want := promtestutil.ToFloat64(s)-refusals, float64(2*len(requests)); got != want {
+		t.Errorf("outsider refusals counted %v, want %v", got, want)
+	}
+
+	// A member's refusal is still the company's business.
+	if err := held.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SetMember(ctx, "staff", member("boss", "victim", authz.RoleViewer)); !errors.Is(err, authz.ErrForbidden) {
+		t.Fatalf("admin demoting the owner = %v, want ErrForbidden", err)
+	}
+	if n := auditCount(t, s) - auditsBefore; n != 1 {
+		t.Errorf("a member's refusal wrote %d audit rows, want 1", n)
+	}
+}
+
+// TestRecreatedCompanyHasAFreshAudit: audit rows belong to the company that
+// held the ID when they were written, so whoever creates a company with the
+// ID of a deleted one (or one the application deleted with TRUNCATE) cannot
+// read its predecessor's history.
+func TestRecreatedCompanyHasAFreshAudit(t *testing.T) {
+	t.Parallel()
+	dbURL := testutil.NewTestDatabase(t)
+	s := openStore(t, dbURL)
+	ctx := t.Context()
+	for _, deletion := range []string{
+		`delete from companies where id = 'reused'`,
+		`truncate companies, company_memberships`,
+	} {
+		t.Run(deletion, func(t *testing.T) {
+			if _, _, err := s.CreateCompany(ctx, "first", authz.Company{ID: "reused", Name: "First"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.SetMember(ctx, "first", member("secret-partner", "reused", authz.RoleAdmin)); err != nil {
+				t.Fatal(err)
+			}
+			if old, err := s.Audit(ctx, "first", "reused", 100, 0); err != nil || len(old) != 2 {
+				t.Fatalf("first incarnation's audit = %d entries, %v; want 2", len(old), err)
+			}
+			if _, err := s.Pool().Exec(ctx, deletion); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.CreateCompany(ctx, "second", authz.Company{ID: "reused", Name: "Second"}); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := s.Audit(ctx, "second", "reused", 100, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Actor != "second" || entries[0].Action != authz.ActionCompanyCreate {
+				t.Errorf("recreated company's audit = %+v, want only its own creation", entries)
+			}
+			// The old rows are kept, for an operator, not shown.
+			old := queryStringsPool(t, s, `select actor from tenantgate.audit_log
+				where company_id = 'reused' and actor = 'first'`)
+			if len(old) < 2 {
+				t.Errorf("the first incarnation's rows are gone: %q", old)
+			}
+			if _, err := s.Pool().Exec(ctx, `delete from companies where id = 'reused'`); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

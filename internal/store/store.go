@@ -1,6 +1,6 @@
 // Package store is tenantgate's access to the application's PostgreSQL: a
 // pgx pool, the embedded migrations that create the data contract of
-// DESIGN.md, and the queries the gateway and the demo run on companies and
+// docs/design.md, and the queries the gateway and the demo run on companies and
 // memberships. Every error it returns that has an authz kind (conflict,
 // invalid, not found, unavailable) wraps it, so callers never look at
 // SQLSTATEs.
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -30,7 +31,25 @@ type Store struct {
 	logger *slog.Logger
 	// geometry is the server's WAL geometry, once read.
 	geometry atomic.Pointer[authz.WALGeometry]
+	// outsiderRefusals counts management requests refused to callers
+	// without a role on the company, which no audit trail records.
+	outsiderRefusals prometheus.Counter
 }
+
+var _ prometheus.Collector = (*Store)(nil)
+
+func newOutsiderRefusals() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tenantgate_management_outsider_refusals_total",
+		Help: "Management requests refused to callers who hold no role on the company or above it; they are logged but kept out of the company's audit trail. A high rate means someone probes or floods companies that are not theirs.",
+	})
+}
+
+// Describe implements prometheus.Collector.
+func (s *Store) Describe(ch chan<- *prometheus.Desc) { s.outsiderRefusals.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (s *Store) Collect(ch chan<- prometheus.Metric) { s.outsiderRefusals.Collect(ch) }
 
 // Open connects to databaseURL and pings it, so a wrong URL or a server that
 // is down fails here rather than on the first request. Pool sizes and
@@ -56,7 +75,7 @@ func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", translate(err))
 	}
-	s := &Store{pool: pool, logger: logger}
+	s := &Store{pool: pool, logger: logger, outsiderRefusals: newOutsiderRefusals()}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)

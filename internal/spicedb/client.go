@@ -32,6 +32,9 @@ type Client struct {
 	conn        io.Closer
 	callTimeout time.Duration
 	freshness   func() string
+	// revisions reads the revisions of the datastore behind SpiceDB, to
+	// tell which of two ZedTokens is fresher.
+	revisions revisionParser
 	// importStreams is how many import calls Import runs at once, each
 	// ending after importChunk relationships or importCallAge.
 	importStreams int
@@ -47,15 +50,16 @@ func WithCallTimeout(d time.Duration) Option {
 	return func(c *Client) { c.callTimeout = d }
 }
 
-// WithFreshnessFloor makes reads that carry no consistency token at least as
-// fresh as the token floor returns (the last write the sync applied), so a
-// revocation the sync has applied is never answered from an older snapshot.
+// WithFreshnessFloor makes every read at least as fresh as the token floor
+// returns (the last write the sync applied), so a revocation the sync has
+// applied is never answered from an older snapshot, whatever consistency
+// token the caller passes.
 func WithFreshnessFloor(floor func() string) Option {
 	return func(c *Client) { c.freshness = floor }
 }
 
-func newClient(perms v1.PermissionsServiceClient, schema v1.SchemaServiceClient, conn io.Closer, opts ...Option) *Client {
-	c := &Client{perms: perms, schema: schema, conn: conn, callTimeout: DefaultCallTimeout,
+func newClient(perms v1.PermissionsServiceClient, schema v1.SchemaServiceClient, conn io.Closer, revisions revisionParser, opts ...Option) *Client {
+	c := &Client{perms: perms, schema: schema, conn: conn, callTimeout: DefaultCallTimeout, revisions: revisions,
 		importStreams: DefaultImportStreams, importChunk: importChunk, importCallAge: importCallAge}
 	for _, o := range opts {
 		o(c)
@@ -88,15 +92,19 @@ func (c *Client) WriteSchema(ctx context.Context, schema string) error {
 	return nil
 }
 
-func (c *Client) consistency(given authz.Consistency) *v1.Consistency {
-	token := given.AtLeastAsFresh
-	if token == "" && c.freshness != nil {
-		token = c.freshness()
+func (c *Client) consistency(given authz.Consistency) (*v1.Consistency, error) {
+	floor := ""
+	if c.freshness != nil {
+		floor = c.freshness()
 	}
-	if token == "" {
-		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+	token, err := c.revisions.freshest(given.AtLeastAsFresh, floor)
+	switch {
+	case err != nil:
+		return nil, err
+	case token == "":
+		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}, nil
 	}
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}, nil
 }
 
 func companyRef(id string) *v1.ObjectReference {
@@ -122,10 +130,14 @@ func (c *Client) Check(ctx context.Context, req authz.CheckRequest, cons authz.C
 	if err := checkUser(req.User); err != nil {
 		return false, "", err
 	}
+	consistency, err := c.consistency(cons)
+	if err != nil {
+		return false, "", err
+	}
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: c.consistency(cons),
+		Consistency: consistency,
 		Resource:    companyRef(req.Company),
 		Permission:  string(req.Permission),
 		Subject:     userRef(req.User),
@@ -151,10 +163,14 @@ func (c *Client) CheckBulk(ctx context.Context, reqs []authz.CheckRequest, cons 
 			Subject:    userRef(r.User),
 		}
 	}
+	consistency, err := c.consistency(cons)
+	if err != nil {
+		return nil, "", err
+	}
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
-		Consistency: c.consistency(cons),
+		Consistency: consistency,
 		Items:       items,
 	})
 	if err != nil {
@@ -194,10 +210,13 @@ func (c *Client) LookupCompanies(ctx context.Context, user string, p authz.Permi
 	if limit <= 0 || limit > lookupPageSize {
 		return nil, "", fmt.Errorf("spicedb: lookup: %w: limit %d outside 1..%d", authz.ErrInvalid, limit, lookupPageSize)
 	}
+	consistency, err := c.consistency(cons)
+	if err != nil {
+		return nil, "", err
+	}
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	page := make([]string, 0, limit+1)
-	consistency := c.consistency(cons)
 	var after *v1.Cursor
 	for {
 		n, last, err := c.lookupChunk(ctx, user, p, consistency, after, func(id string) {
@@ -221,10 +240,14 @@ func (c *Client) LookupCompanies(ctx context.Context, user string, p authz.Permi
 // through a role on the company or on an ancestor. A wildcard subject (which
 // the sync never writes) is an error rather than "everybody".
 func (c *Client) LookupUsers(ctx context.Context, company string, p authz.Permission, cons authz.Consistency) ([]string, error) {
+	consistency, err := c.consistency(cons)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	stream, err := c.perms.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
-		Consistency:       c.consistency(cons),
+		Consistency:       consistency,
 		Resource:          companyRef(company),
 		Permission:        string(p),
 		SubjectObjectType: authz.TypeUser,

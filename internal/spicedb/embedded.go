@@ -82,9 +82,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, opts ...Option) (*Em
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: embedded client: %w", err)
 	}
+	revisions, err := parserFor(engine)
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Embedded{
-		Client: newClient(v1.NewPermissionsServiceClient(conn), v1.NewSchemaServiceClient(conn), conn, opts...),
+		Client: newClient(v1.NewPermissionsServiceClient(conn), v1.NewSchemaServiceClient(conn), conn, revisions, opts...),
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}

@@ -1,6 +1,7 @@
 package spicedb
 
 import (
+	"cmp"
 	"fmt"
 
 	authzed "github.com/authzed/authzed-go/v1"
@@ -20,11 +21,24 @@ type RemoteConfig struct {
 	// CACertPath optionally names a PEM bundle to trust instead of the
 	// system's certificates.
 	CACertPath string
+	// DatastoreEngine is the engine of the cluster's datastore (SpiceDB's
+	// name: postgres, cockroachdb, ...; empty: DefaultDatastoreEngine),
+	// whose revisions the client must read to tell which of two ZedTokens
+	// is fresher.
+	DatastoreEngine string
 }
+
+// DefaultDatastoreEngine is the datastore of a remote SpiceDB unless told
+// otherwise: the one tenantgate's deployments run it on.
+const DefaultDatastoreEngine = "postgres"
 
 // Dial connects to a remote SpiceDB. The connection is lazy: a cluster that
 // is down surfaces as ErrUnavailable on the first call, not here.
 func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
+	revisions, err := parserFor(cmp.Or(cfg.DatastoreEngine, DefaultDatastoreEngine))
+	if err != nil {
+		return nil, err
+	}
 	dialOpts, err := dialOptions(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: dial %s: %w", cfg.Endpoint, err)
@@ -33,7 +47,7 @@ func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: dial %s: %w", cfg.Endpoint, err)
 	}
-	return newClient(c.PermissionsServiceClient, c.SchemaServiceClient, c, opts...), nil
+	return newClient(c.PermissionsServiceClient, c.SchemaServiceClient, c, revisions, opts...), nil
 }
 
 func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {

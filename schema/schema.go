@@ -1,5 +1,5 @@
 // Package schema holds tenantgate's SpiceDB schema, the one copy that
-// enforces the role table of DESIGN.md. It is embedded so the binary can
+// enforces the role table of docs/design.md. It is embedded so the binary can
 // write it to SpiceDB at startup without reading files at run time;
 // tenantgate.yaml next to it is the validation file that pins its behaviour.
 package schema

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
 
 // Config is every setting of every command. Each field with a flag tag is a
@@ -21,16 +23,18 @@ import (
 type Config struct {
 	DatabaseURL string `flag:"database-url" usage:"application Postgres URL (falls back to DATABASE_URL); demo: empty starts a throwaway server"`
 
-	SpiceDBEndpoint     string `flag:"spicedb-endpoint" usage:"host:port of a remote SpiceDB; empty runs SpiceDB embedded"`
-	SpiceDBToken        string `flag:"spicedb-token" usage:"preshared key of the remote SpiceDB" secret:"true"`
-	SpiceDBInsecure     bool   `flag:"spicedb-insecure" usage:"dial the remote SpiceDB without TLS"`
-	SpiceDBCACert       string `flag:"spicedb-ca-cert" usage:"PEM file of CAs to trust for the remote SpiceDB (default: system roots)"`
-	SpiceDBDatastoreURL string `flag:"spicedb-datastore-url" usage:"embedded only: Postgres URL for SpiceDB's own datastore; empty uses the memory datastore" secret:"url"`
+	SpiceDBEndpoint        string `flag:"spicedb-endpoint" usage:"host:port of a remote SpiceDB; empty runs SpiceDB embedded"`
+	SpiceDBToken           string `flag:"spicedb-token" usage:"preshared key of the remote SpiceDB" secret:"true"`
+	SpiceDBInsecure        bool   `flag:"spicedb-insecure" usage:"dial the remote SpiceDB without TLS"`
+	SpiceDBCACert          string `flag:"spicedb-ca-cert" usage:"PEM file of CAs to trust for the remote SpiceDB (default: system roots)"`
+	SpiceDBDatastoreURL    string `flag:"spicedb-datastore-url" usage:"embedded only: Postgres URL for SpiceDB's own datastore; empty uses the memory datastore" secret:"url"`
+	SpiceDBDatastoreEngine string `flag:"spicedb-datastore-engine" usage:"remote only: the datastore engine of the remote SpiceDB (postgres, cockroachdb, mysql, spanner, memory), whose revisions tell which consistency token is fresher"`
 
 	SyncSlot          string        `flag:"sync-slot" usage:"name of the persistent replication slot of the sync (one active sync per slot)"`
 	ReconcileInterval time.Duration `flag:"reconcile-interval" usage:"how often a running persistent sync compares all of SpiceDB with Postgres and repairs drift (0 disables)"`
 	Reconcile         bool          `flag:"reconcile" usage:"sync only: run one reconcile, print what it repaired, and exit"`
 	SyncPollInterval  time.Duration `flag:"sync-poll-interval" usage:"serve with a remote SpiceDB: how often to read the sync's newest checkpoint; reads are at least as fresh as it"`
+	MaxStaleness      time.Duration `flag:"max-staleness" usage:"serve: when a change committed to the mirrored tables has not reached SpiceDB for longer than this, reads answer 503 and /readyz fails until the sync catches up (0 disables)"`
 	ConsistencyWait   time.Duration `flag:"consistency-wait" usage:"serve: how long a read whose consistency token is a Postgres LSN waits for the sync to apply it before answering 503 (shorter than the 10s request timeout)"`
 
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
@@ -41,6 +45,8 @@ type Config struct {
 	Issuer       string `flag:"issuer" usage:"required iss claim of user tokens"`
 	Audience     string `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
 	SubjectClaim string `flag:"subject-claim" usage:"claim holding the user ID"`
+	TokenUse     string `flag:"token-use" usage:"accept only user tokens whose token_use claim is this: id or access (Cognito); empty accepts either"`
+	TokenType    string `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
 	ServiceToken string `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
 
 	LogLevel        string        `flag:"log-level" usage:"debug, info, warn or error"`
@@ -55,16 +61,18 @@ type Config struct {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		SyncSlot:          "tenantgate",
-		ReconcileInterval: 6 * time.Hour,
-		SyncPollInterval:  100 * time.Millisecond,
-		ConsistencyWait:   5 * time.Second,
-		HTTPAddr:          ":8080",
-		MetricsAddr:       ":9090",
-		SubjectClaim:      "sub",
-		LogLevel:          "info",
-		LogFormat:         "text",
-		ShutdownTimeout:   15 * time.Second,
+		SpiceDBDatastoreEngine: spicedb.DefaultDatastoreEngine,
+		SyncSlot:               "tenantgate",
+		ReconcileInterval:      6 * time.Hour,
+		SyncPollInterval:       100 * time.Millisecond,
+		ConsistencyWait:        5 * time.Second,
+		MaxStaleness:           30 * time.Second,
+		HTTPAddr:               ":8080",
+		MetricsAddr:            ":9090",
+		SubjectClaim:           "sub",
+		LogLevel:               "info",
+		LogFormat:              "text",
+		ShutdownTimeout:        15 * time.Second,
 	}
 }
 
@@ -107,6 +115,9 @@ func (c Config) Validate() error {
 	if c.SpiceDBEndpoint == "" && (c.SpiceDBToken != "" || c.SpiceDBInsecure || c.SpiceDBCACert != "") {
 		errs = append(errs, errors.New("--spicedb-token, --spicedb-insecure and --spicedb-ca-cert need --spicedb-endpoint"))
 	}
+	if !slices.Contains(spicedb.DatastoreEngines(), c.SpiceDBDatastoreEngine) {
+		errs = append(errs, fmt.Errorf("--spicedb-datastore-engine %q: want one of %s", c.SpiceDBDatastoreEngine, strings.Join(spicedb.DatastoreEngines(), ", ")))
+	}
 	if c.JWKSURL != "" && c.JWKSFile != "" {
 		errs = append(errs, errors.New("give --jwks-url or --jwks-file, not both"))
 	}
@@ -121,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if c.SyncPollInterval <= 0 {
 		errs = append(errs, errors.New("--sync-poll-interval must be positive"))
+	}
+	if c.MaxStaleness < 0 {
+		errs = append(errs, errors.New("--max-staleness must not be negative"))
 	}
 	if c.ConsistencyWait <= 0 {
 		errs = append(errs, errors.New("--consistency-wait must be positive"))
@@ -167,12 +181,15 @@ func (c Config) LogValue() slog.Value {
 		slog.String("spicedb_token", redact(c.SpiceDBToken)),
 		slog.Bool("spicedb_insecure", c.SpiceDBInsecure),
 		slog.String("spicedb_datastore_url", redactURL(c.SpiceDBDatastoreURL)),
+		slog.String("spicedb_datastore_engine", c.SpiceDBDatastoreEngine),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwks_file", c.JWKSFile),
 		slog.String("issuer", c.Issuer),
 		slog.String("audience", c.Audience),
 		slog.String("subject_claim", c.SubjectClaim),
+		slog.String("token_use", c.TokenUse),
+		slog.String("token_type", c.TokenType),
 		slog.String("service_token", redact(c.ServiceToken)),
 	)
 }

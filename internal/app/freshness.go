@@ -95,6 +95,15 @@ func (f *syncFollower) token() string {
 	return ""
 }
 
+// floor is the WAL position reads without a token are at least as fresh
+// as: every transaction that ended at or before it.
+func (f *syncFollower) floor() authz.LSN {
+	if p := f.progress.Load(); p != nil {
+		return p.Checkpoint
+	}
+	return 0
+}
+
 // ready reports whether the sync's initial snapshot is in SpiceDB and the
 // sync has caught up with the gateway's start.
 func (f *syncFollower) ready() bool {
@@ -131,6 +140,7 @@ type slotFreshness struct {
 var (
 	_ gateway.Freshness = (*slotFreshness)(nil)
 	_ gateway.Freshness = syncerFreshness{}
+	_ gateway.Freshness = (*pastPositions)(nil)
 )
 
 type lsnWaiter struct {
@@ -237,4 +247,33 @@ type syncerFreshness struct {
 // AwaitLSN implements gateway.Freshness.
 func (f syncerFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
 	return f.syncer.AwaitApplied(ctx, pglogrepl.LSN(lsn))
+}
+
+// pastPositions refuses a consistency token that names a WAL position the
+// database has not reached: no write of this database answered with it, and
+// waiting for the sync to apply it would hold the request for the whole
+// --consistency-wait and keep the gateway polling. Positions at or below
+// one already read pass without a query.
+type pastPositions struct {
+	gateway.Freshness
+	store *store.Store
+	// reached is the highest WAL position read so far.
+	reached atomic.Uint64
+}
+
+// AwaitLSN implements gateway.Freshness.
+func (f *pastPositions) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
+	if uint64(lsn) > f.reached.Load() {
+		pos, err := f.store.WALPosition(ctx)
+		if err != nil {
+			return "", err
+		}
+		// A racing reader may store an older position: that costs a
+		// query later, never a wrong answer.
+		f.reached.Store(uint64(pos))
+		if lsn > pos {
+			return "", fmt.Errorf("%w: %s, the database is at %s", gateway.ErrPositionAhead, lsn, pos)
+		}
+	}
+	return f.Freshness.AwaitLSN(ctx, lsn)
 }

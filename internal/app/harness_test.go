@@ -97,6 +97,13 @@ func newStack(t *testing.T, dbURL string, seed []string) (s *stack, jwksFile str
 
 func startEmbeddedStack(t *testing.T, seed ...string) *stack {
 	t.Helper()
+	return startEmbeddedStackWith(t, func(*app.Config) {}, seed...)
+}
+
+// startEmbeddedStackWith is startEmbeddedStack with configure applied to
+// the configuration `serve` runs with.
+func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...string) *stack {
+	t.Helper()
 	dbURL := testutil.NewTestDatabase(t)
 	s, jwksFile := newStack(t, dbURL, seed)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,6 +116,7 @@ func startEmbeddedStack(t *testing.T, seed ...string) *stack {
 	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
 	cfg.ServiceToken = serviceToken
 	cfg.Listener = ln
+	configure(&cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

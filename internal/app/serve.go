@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
@@ -37,17 +39,23 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer st.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)
 
 	// Reads without a consistency token of their own are made at least as
 	// fresh as the last change the sync applied: the sync in this process
 	// with embedded SpiceDB, the sync's checkpoints otherwise.
 	var syncer *membersync.Syncer
 	follower := &syncFollower{}
-	floor := follower.token
+	floor, floorLSN := follower.token, follower.floor
 	if cfg.SpiceDBEndpoint == "" {
 		floor = func() string { return syncer.LatestToken() }
+		floorLSN = func() authz.LSN { return authz.LSN(syncer.Applied()) }
 	}
+	// Scraped only once the server listens, after syncer is set.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenantgate_gateway_floor_lsn",
+		Help: "WAL position of the application database that every read of this gateway reflects at least; far behind pg_current_wal_lsn() means the sync, or this gateway's view of it, lags, and reads without a consistency token may be that old.",
+	}, func() float64 { return float64(floorLSN()) }))
 	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFreshnessFloor(floor))
 	if err != nil {
 		return err
@@ -57,6 +65,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var ready func() bool
 	// Reads carrying a write's WAL position wait for the sync to apply it.
 	var freshness gateway.Freshness
+	// progress tells the staleness bound how far the sync has applied.
+	var progress syncProgress
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
 		// on a temporary slot; a Postgres datastore keeps a persistent one.
@@ -66,6 +76,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		ready = syncer.Ready
 		freshness = syncerFreshness{syncer: syncer}
+		progress = func(context.Context) (func(authz.LSN) bool, error) {
+			return func(lsn authz.LSN) bool { return syncer.Covers(pglogrepl.LSN(lsn)) }, nil
+		}
 		go runSync(ctx, syncer, logger)
 	} else {
 		ready = follower.ready
@@ -74,6 +87,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return err
 		}
 		freshness = waits
+		progress = func(ctx context.Context) (func(authz.LSN) bool, error) {
+			a, err := st.SyncApplied(ctx, cfg.SyncSlot)
+			return a.Covers, err
+		}
 		go waits.run(ctx)
 		go follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
 	}
@@ -81,14 +98,28 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	verifier, err := identity.New(ctx, identity.Config{
 		JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, SubjectClaim: cfg.SubjectClaim,
+		TokenUse: cfg.TokenUse, TokenType: cfg.TokenType,
 		Logger: logger,
 	})
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
+	stale := newStaleness(cfg.MaxStaleness)
+	if cfg.MaxStaleness > 0 {
+		go stale.watch(ctx, st, progress, cfg.SyncPollInterval, logger)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenantgate_gateway_stale",
+		Help: "1 while this gateway answers reads with 503 because a change committed to the mirrored tables has not reached SpiceDB within --max-staleness: the sync is down or stalled.",
+	}, func() float64 {
+		if stale.Stale() {
+			return 1
+		}
+		return 0
+	}))
 	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait}, gateway.Deps{
 		Authn: verifier, Authz: sdb, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
-		Freshness: freshness,
+		Freshness: &pastPositions{Freshness: freshness, store: st}, Stale: stale.Stale,
 	})
 	if err != nil {
 		return err

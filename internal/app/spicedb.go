@@ -22,10 +22,11 @@ func openSpiceDB(ctx context.Context, cfg Config, logger *slog.Logger, opts ...s
 	var s *spiceDB
 	if cfg.SpiceDBEndpoint != "" {
 		c, err := spicedb.Dial(spicedb.RemoteConfig{
-			Endpoint:   cfg.SpiceDBEndpoint,
-			Token:      cfg.SpiceDBToken,
-			Insecure:   cfg.SpiceDBInsecure,
-			CACertPath: cfg.SpiceDBCACert,
+			Endpoint:        cfg.SpiceDBEndpoint,
+			Token:           cfg.SpiceDBToken,
+			Insecure:        cfg.SpiceDBInsecure,
+			CACertPath:      cfg.SpiceDBCACert,
+			DatastoreEngine: cfg.SpiceDBDatastoreEngine,
 		}, opts...)
 		if err != nil {
 			return nil, err

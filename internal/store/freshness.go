@@ -38,6 +38,46 @@ func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
 	return authz.ParseLSN(pos)
 }
 
+// ChangeSample is what a gateway watches to tell whether the mirror lags:
+// a count of the changes committed to the mirrored tables, and the WAL
+// position, read after it.
+type ChangeSample struct {
+	// Changes moves whenever companies or company_memberships change. It
+	// adds two counters: the change clock of migration 5, which a deferred
+	// trigger ticks just before each commit and every session sees at once;
+	// and PostgreSQL's table statistics (rows inserted, updated, deleted
+	// and live), which reach other sessions up to ten seconds after a
+	// commit but also catch what the clock cannot (a COMMIT PREPARED). Only
+	// its movement counts; it may move for other reasons (ANALYZE
+	// estimates, a statistics reset), which only makes a gateway more
+	// careful.
+	Changes int64
+	// Position is the WAL insert position, read after Changes.
+	Position authz.LSN
+}
+
+// SampleChanges reads a ChangeSample.
+func (s *Store) SampleChanges(ctx context.Context) (ChangeSample, error) {
+	var c ChangeSample
+	var pos string
+	// Two statements, so that the position is read after the counters;
+	// within one statement PostgreSQL promises no order.
+	batch := &pgx.Batch{}
+	batch.Queue(`select (select last_value from tenantgate.change_clock) +
+		(select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del + n_live_tup), 0)::bigint
+		 from pg_stat_user_tables where relid in ('companies'::regclass, 'company_memberships'::regclass))`).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&c.Changes) })
+	batch.Queue(`select pg_current_wal_insert_lsn()::text`).QueryRow(func(row pgx.Row) error { return row.Scan(&pos) })
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return ChangeSample{}, fmt.Errorf("sample changes: %w", translate(err))
+	}
+	var err error
+	if c.Position, err = authz.ParseLSN(pos); err != nil {
+		return ChangeSample{}, fmt.Errorf("sample changes: %w", err)
+	}
+	return c, nil
+}
+
 // Applied says how far the sync of one slot has carried Postgres into
 // SpiceDB, as read by SyncApplied.
 type Applied struct {
@@ -85,7 +125,7 @@ func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 			return Applied{}, fmt.Errorf("sync applied: slot %s: %w", slot, err)
 		}
 	}
-	p, checkpointAt, err := s.progress(ctx, slot)
+	p, err := s.SyncProgress(ctx, slot)
 	if err != nil {
 		return Applied{}, fmt.Errorf("sync applied: %w", err)
 	}
@@ -94,7 +134,7 @@ func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 	// snapshot behind it is in SpiceDB; and without a token no read could
 	// be made fresh enough, so neither counts as applied.
 	if p.SnapshotDone && p.Token != "" {
-		a.through = max(slotAt, checkpointAt)
+		a.through = max(slotAt, p.Checkpoint)
 	}
 	return a, nil
 }

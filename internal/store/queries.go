@@ -118,17 +118,14 @@ type SyncProgress struct {
 	// Token is the ZedToken of the newest applied checkpoint; a read at
 	// least as fresh as it sees every change the sync has applied.
 	Token string
+	// Checkpoint is the WAL position of that checkpoint: every transaction
+	// that ended at or before it is in SpiceDB at Token.
+	Checkpoint authz.LSN
 }
 
-// SyncProgress reads the newest checkpoint of the sync on slot.
-func (s *Store) SyncProgress(ctx context.Context, slot string) (SyncProgress, error) {
-	p, _, err := s.progress(ctx, slot)
-	return p, err
-}
-
-// progress reads the progress of the sync on slot and the position of its
-// newest checkpoint (zero if it has none).
-func (s *Store) progress(ctx context.Context, slot string) (p SyncProgress, newest authz.LSN, err error) {
+// SyncProgress reads the newest checkpoint of the sync on slot (a zero
+// Checkpoint if it has none).
+func (s *Store) SyncProgress(ctx context.Context, slot string) (p SyncProgress, err error) {
 	var at string
 	err = s.pool.QueryRow(ctx, `select
 			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
@@ -137,10 +134,10 @@ func (s *Store) progress(ctx context.Context, slot string) (p SyncProgress, newe
 			select zed_token, lsn from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1) c on true`,
 		slot).Scan(&p.SnapshotDone, &p.Token, &at)
 	if err != nil {
-		return SyncProgress{}, 0, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
+		return SyncProgress{}, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
 	}
-	if newest, err = authz.ParseLSN(at); err != nil {
-		return SyncProgress{}, 0, fmt.Errorf("sync progress of %s: %w", slot, err)
+	if p.Checkpoint, err = authz.ParseLSN(at); err != nil {
+		return SyncProgress{}, fmt.Errorf("sync progress of %s: %w", slot, err)
 	}
-	return p, newest, nil
+	return p, nil
 }

@@ -22,7 +22,7 @@ import (
 func (s *Syncer) AwaitApplied(ctx context.Context, lsn pglogrepl.LSN) (token string, err error) {
 	for {
 		s.mu.Lock()
-		if s.applied >= pglogrepl.LSN(s.wal.RecordEnd(authz.LSN(lsn))) {
+		if s.covers(lsn) {
 			token = s.token
 			s.mu.Unlock()
 			if token == "" {
@@ -45,6 +45,19 @@ func (s *Syncer) AwaitApplied(ctx context.Context, lsn pglogrepl.LSN) (token str
 			return "", fmt.Errorf("sync: %w: sync has not applied lsn %s yet (applied through %s)", authz.ErrUnavailable, lsn, s.Applied())
 		}
 	}
+}
+
+// Covers reports, without waiting, whether every transaction that ended at
+// or before lsn is applied.
+func (s *Syncer) Covers(lsn pglogrepl.LSN) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.covers(lsn)
+}
+
+// covers is Covers for a caller that holds s.mu.
+func (s *Syncer) covers(lsn pglogrepl.LSN) bool {
+	return s.applied >= pglogrepl.LSN(s.wal.RecordEnd(authz.LSN(lsn)))
 }
 
 // Applied is the position up to which every transaction is in the target.

@@ -1,5 +1,5 @@
 -- +goose Up
--- The data contract of DESIGN.md. Applications may own these tables already,
+-- The data contract of docs/design.md. Applications may own these tables already,
 -- so every statement leaves existing objects and rows alone and only adds
 -- what tenantgate relies on.
 create table if not exists companies (

@@ -1,0 +1,123 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/testutil"
+)
+
+// startStackWithFlags is startEmbeddedStack with extra command-line flags,
+// parsed the way the tenantgate command parses them, so the test covers the
+// flag as well as what it does.
+func startStackWithFlags(t *testing.T, args []string, seed ...string) *stack {
+	t.Helper()
+	dbURL := testutil.NewTestDatabase(t)
+	s, jwksFile := newStack(t, dbURL, seed)
+	cfg := app.Default()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	app.BindFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("flags %q: %v", args, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DatabaseURL = dbURL
+	cfg.JWKSFile = jwksFile
+	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
+	cfg.ServiceToken = serviceToken
+	cfg.Listener = ln
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	go func() { done <- app.Serve(ctx, cfg, logger) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("serve did not stop within a minute")
+		}
+	})
+	s.baseURLs = []string{"http://" + ln.Addr().String()}
+	s.waitReady(func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("serve exited: %w", err)
+		default:
+			return nil
+		}
+	})
+	return s
+}
+
+func TestTokenUseAccessRefusesIDTokens(t *testing.T) {
+	s := startStackWithFlags(t, []string{"--token-use", "access"}, treeSeed)
+	aud := s.issuer.Audience()
+	tests := []struct {
+		name  string
+		extra map[string]any
+		want  int
+	}{
+		{"ID token", map[string]any{"token_use": "id"}, http.StatusUnauthorized},
+		{"token without token_use", nil, http.StatusUnauthorized},
+		{"access token", map[string]any{"aud": nil, "token_use": "access", "client_id": aud}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := s.issuer.Mint("alice", time.Hour, tt.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := s.send("POST", "/v1/check", tok, []byte(`{"permission":"read","company":"holding"}`), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.status != tt.want {
+				t.Fatalf("status %d, want %d: %s", a.status, tt.want, a.body)
+			}
+			if tt.want == http.StatusOK {
+				requireAllowedAnswer(t, a.body)
+				return
+			}
+			requireProblemAnswer(t, a, tt.want)
+		})
+	}
+}
+
+func requireAllowedAnswer(t *testing.T, body []byte) {
+	t.Helper()
+	var ans checkAnswer
+	if err := json.Unmarshal(body, &ans); err != nil || !ans.Allowed {
+		t.Fatalf("answer %s (%v), want allowed: alice owns holding", body, err)
+	}
+}
+
+func requireProblemAnswer(t *testing.T, a answer, status int) {
+	t.Helper()
+	if ct, _, _ := mime.ParseMediaType(a.header.Get("Content-Type")); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", a.header.Get("Content-Type"))
+	}
+	var problem struct {
+		Status int `json:"status"`
+	}
+	if err := json.Unmarshal(a.body, &problem); err != nil || problem.Status != status {
+		t.Errorf("problem %s (%v), want status %d", a.body, err, status)
+	}
+}

@@ -1,12 +1,8 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -14,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tenantgate/tenantgate/internal/app"
-	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // startStackWithFlags is startEmbeddedStack with extra command-line flags,
@@ -22,49 +17,13 @@ import (
 // flag as well as what it does.
 func startStackWithFlags(t *testing.T, args []string, seed ...string) *stack {
 	t.Helper()
-	dbURL := testutil.NewTestDatabase(t)
-	s, jwksFile := newStack(t, dbURL, seed)
-	cfg := app.Default()
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	app.BindFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
-		t.Fatalf("flags %q: %v", args, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DatabaseURL = dbURL
-	cfg.JWKSFile = jwksFile
-	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
-	cfg.ServiceToken = serviceToken
-	cfg.Listener = ln
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- app.Serve(ctx, cfg, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("serve did not stop within a minute")
+	return startEmbeddedStackWith(t, func(cfg *app.Config) {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		app.BindFlags(fs, cfg)
+		if err := fs.Parse(args); err != nil {
+			t.Fatalf("flags %q: %v", args, err)
 		}
-	})
-	s.baseURLs = []string{"http://" + ln.Addr().String()}
-	s.waitReady(func() error {
-		select {
-		case err := <-done:
-			return fmt.Errorf("serve exited: %w", err)
-		default:
-			return nil
-		}
-	})
-	return s
+	}, seed...)
 }
 
 func TestTokenUseAccessRefusesIDTokens(t *testing.T) {

@@ -97,10 +97,7 @@ func wantRefusedUntouched(t *testing.T, e *env, m *fakeManager, rec *httptest.Re
 // logged or inspected it on the way.
 func TestBodyKeysAreExact(t *testing.T) {
 	const member = "/v1/companies/acme/members/bob"
-	tests := []struct {
-		name, method, target, body string
-		want                       string // detail for a 400; "" means accepted
-	}{
+	tests := []manageCase{
 		{"check", "POST", "/v1/check", `{"permission":"read","company":"acme"}`, ""},
 		{"check key spelt with an escape", "POST", "/v1/check", `{"perm\u0069ssion":"read","company":"acme"}`, ""},
 		{"check repeated key", "POST", "/v1/check", `{"permission":"read","permission":"delete","company":"acme"}`,
@@ -140,17 +137,7 @@ func TestBodyKeysAreExact(t *testing.T) {
 			`key "Parent_Id" must be written "parent_id"`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e, m := newManageEnv(t)
-			rec := e.do(tt.method, tt.target, tt.body)
-			if tt.want == "" {
-				if rec.Code >= 300 {
-					t.Fatalf("status = %d, want success; body %s", rec.Code, rec.Body)
-				}
-				return
-			}
-			wantRefusedUntouched(t, e, m, rec, tt.want)
-		})
+		t.Run(tt.name, tt.run)
 	}
 }
 
@@ -158,10 +145,7 @@ func TestBodyKeysAreExact(t *testing.T) {
 // formatting characters, and no company is created as "." or "..", which
 // no URL path could address.
 func TestCompanyNamesAndNewIDs(t *testing.T) {
-	tests := []struct {
-		name, method, target, body string
-		want                       string // detail for a 400; "" means accepted
-	}{
+	tests := []manageCase{
 		{"plain name", "POST", "/v1/companies", `{"name":"Zürich AG – Café"}`, ""},
 		{"NUL in name", "POST", "/v1/companies", `{"name":"a\u0000b"}`, "control character"},
 		{"line break in name", "POST", "/v1/companies", `{"name":"a\nlevel=ERROR"}`, "control character"},
@@ -179,17 +163,7 @@ func TestCompanyNamesAndNewIDs(t *testing.T) {
 		{"dots within an id", "POST", "/v1/companies", `{"name":"A","id":"...a.b"}`, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e, m := newManageEnv(t)
-			rec := e.do(tt.method, tt.target, tt.body)
-			if tt.want == "" {
-				if rec.Code >= 300 {
-					t.Fatalf("status = %d, want success; body %s", rec.Code, rec.Body)
-				}
-				return
-			}
-			wantRefusedUntouched(t, e, m, rec, tt.want)
-		})
+		t.Run(tt.name, tt.run)
 	}
 	t.Run("a check on . is a plain deny", func(t *testing.T) {
 		e, _ := newManageEnv(t)
@@ -257,4 +231,22 @@ func logLine(logs, marker string) string {
 		}
 	}
 	return ""
+}
+
+// manageCase is one request to a gateway with a recording manager.
+type manageCase struct {
+	name, method, target, body string
+	want                       string // detail for a 400; "" means accepted
+}
+
+func (tt manageCase) run(t *testing.T) {
+	e, m := newManageEnv(t)
+	rec := e.do(tt.method, tt.target, tt.body)
+	if tt.want == "" {
+		if rec.Code >= 300 {
+			t.Fatalf("status = %d, want success; body %s", rec.Code, rec.Body)
+		}
+		return
+	}
+	wantRefusedUntouched(t, e, m, rec, tt.want)
 }

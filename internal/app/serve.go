@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
@@ -29,8 +31,6 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}
 	logger.Info("starting gateway", "config", cfg)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 
 	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
 	if err != nil {
@@ -67,6 +67,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var freshness gateway.Freshness
 	// progress tells the staleness bound how far the sync has applied.
 	var progress syncProgress
+	// loops run beside the server until it stops; they start once nothing
+	// can fail any more, so that an error return leaves none behind.
+	var loops []func(context.Context)
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
 		// on a temporary slot; a Postgres datastore keeps a persistent one.
@@ -79,7 +82,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		progress = func(context.Context) (func(authz.LSN) bool, error) {
 			return func(lsn authz.LSN) bool { return syncer.Covers(pglogrepl.LSN(lsn)) }, nil
 		}
-		go runSync(ctx, syncer, logger)
+		loops = append(loops, func(ctx context.Context) { runSync(ctx, syncer, logger) })
 	} else {
 		ready = follower.ready
 		waits, err := newSlotFreshness(st, cfg.SyncSlot, appliedPollInterval, reg)
@@ -91,8 +94,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			a, err := st.SyncApplied(ctx, cfg.SyncSlot)
 			return a.Covers, err
 		}
-		go waits.run(ctx)
-		go follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
+		loops = append(loops, waits.run, func(ctx context.Context) {
+			follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
+		})
 	}
 
 	verifier, err := identity.New(ctx, identity.Config{
@@ -106,7 +110,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	stale := newStaleness(cfg.MaxStaleness)
 	if cfg.MaxStaleness > 0 {
-		go stale.watch(ctx, st, progress, cfg.SyncPollInterval, logger)
+		loops = append(loops, func(ctx context.Context) { stale.watch(ctx, st, progress, cfg.SyncPollInterval, logger) })
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tenantgate_gateway_stale",
@@ -124,31 +128,42 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return listenAndServe(ctx, cfg, gw.Server(cfg.HTTPAddr), logger)
+	// The server and every loop share one lifetime: when ctx ends or the
+	// server fails, all of them stop, and Serve returns (closing what they
+	// used) only once all have.
+	group, gctx := errgroup.WithContext(ctx)
+	for _, loop := range loops {
+		group.Go(func() error { loop(gctx); return nil })
+	}
+	group.Go(func() error {
+		return serveHTTP(gctx, gw.Server(cfg.HTTPAddr), cfg.Listener, cfg.ShutdownTimeout, logger)
+	})
+	return group.Wait()
 }
 
-// listenAndServe serves until ctx ends, then drains requests in flight for
-// at most ShutdownTimeout.
-func listenAndServe(ctx context.Context, cfg Config, srv *http.Server, logger *slog.Logger) error {
-	ln := cfg.Listener
+// serveHTTP serves srv on ln (nil: a listener on srv.Addr) until ctx ends,
+// then drains requests in flight for at most timeout.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) error {
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		if ln, err = net.Listen("tcp", srv.Addr); err != nil {
+			return fmt.Errorf("listen %s: %w", srv.Addr, err)
 		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("gateway listening", "addr", ln.Addr().String())
+	logger.Info("listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	shutdown(srv, cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
 	}
-	logger.Info("gateway stopped")
+	logger.Info("stopped listening", "addr", ln.Addr().String())
 	return nil
 }

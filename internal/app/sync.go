@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	membersync "github.com/tenantgate/tenantgate/internal/sync"
@@ -48,16 +48,17 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		WriteTimeout:      30 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	defer shutdown(srv, cfg.ShutdownTimeout)
-	go func() {
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	// Both run until ctx ends, and Sync returns once both have. The sync
+	// goes on without its metrics server, as it always has.
+	var group errgroup.Group
+	group.Go(func() error {
+		if err := serveHTTP(ctx, srv, nil, cfg.ShutdownTimeout, logger); err != nil {
 			logger.Error("metrics server stopped", "error", err)
 		}
-	}()
-	runSync(ctx, syncer, logger)
-	return nil
+		return nil
+	})
+	group.Go(func() error { runSync(ctx, syncer, logger); return nil })
+	return group.Wait()
 }
 
 // newSyncer configures the sync; persistent selects a named slot resumed
@@ -130,10 +131,4 @@ func opsHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
-}
-
-func shutdown(srv *http.Server, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_ = srv.Shutdown(ctx)
 }

@@ -232,8 +232,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go s.background(ctx, st)
+	// The background loop uses the pool and the slot: it must have ended
+	// before Run's deferred closes, whatever the stream's outcome.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background stdsync.WaitGroup
+	background.Go(func() { s.background(bgCtx, st) })
 	err = s.stream(ctx, repl, st, lock, start)
+	stopBackground()
+	background.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}

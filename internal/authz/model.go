@@ -53,9 +53,10 @@ func ParsePermission(s string) (Permission, error) {
 	return p, nil
 }
 
-// grants is the role table of docs/design.md. SpiceDB's schema is the enforcing
-// copy; this one exists so tests can compute expected answers straight from
-// rows, independently of SpiceDB.
+// grants is the role table of docs/design.md, the one source of it: the
+// management decisions read it, TestSchemaMatchesRoleTable ties SpiceDB's
+// enforcing copy (schema/tenantgate.zed) to it, and the store's tests tie
+// the data contract's check constraints to Roles and Statuses.
 var grants = map[Role][]Permission{
 	RoleOwner:  {PermRead, PermUpdate, PermCreate, PermDelete, PermManageMembers, PermManageOwners},
 	RoleAdmin:  {PermRead, PermUpdate, PermCreate, PermDelete, PermManageMembers},
@@ -79,13 +80,16 @@ const (
 	StatusPending  Status = "pending"
 )
 
+// Statuses lists every membership state.
+var Statuses = []Status{StatusActive, StatusInactive, StatusPending}
+
 // ParseStatus accepts exactly the status names of the data contract.
 func ParseStatus(s string) (Status, error) {
-	switch st := Status(s); st {
-	case StatusActive, StatusInactive, StatusPending:
-		return st, nil
+	st := Status(s)
+	if !slices.Contains(Statuses, st) {
+		return "", fmt.Errorf("%w: unknown status %q (want active, inactive or pending)", ErrInvalid, s)
 	}
-	return "", fmt.Errorf("%w: unknown status %q (want active, inactive or pending)", ErrInvalid, s)
+	return st, nil
 }
 
 // Company is a tenant. ParentID is empty for a root company.

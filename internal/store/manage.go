@@ -354,8 +354,8 @@ func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, 
 // read again and no longer counts.
 func countOwners(ctx context.Context, tx pgx.Tx, companyID, except string, mode lockMode) (int, error) {
 	rows, err := tx.Query(ctx, `select user_id from company_memberships
-		where company_id = $1 and role = 'owner' and status = 'active' and user_id <> $2 `+string(mode),
-		companyID, except)
+		where company_id = $1 and role = $3 and status = $4 and user_id <> $2 `+string(mode),
+		companyID, except, authz.RoleOwner, authz.StatusActive)
 	if err != nil {
 		return 0, fmt.Errorf("count owners: %w", translate(err))
 	}
@@ -415,7 +415,7 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 		}
 		d.company = created.ID
 		_, err = tx.Exec(ctx, `insert into company_memberships (user_id, company_id, role, status)
-			values ($1, $2, 'owner', 'active')`, actor, created.ID)
+			values ($1, $2, $3, $4)`, actor, created.ID, authz.RoleOwner, authz.StatusActive)
 		if err != nil {
 			return fmt.Errorf("insert owner: %w", translate(err))
 		}
@@ -584,8 +584,8 @@ func (s *Store) Accesses(ctx context.Context, actor, companyID string) ([]authz.
 	var accesses []authz.Access
 	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, ch chain) error {
 		rows, err := tx.Query(ctx, `select user_id, role, company_id, array_position($1::text[], company_id) - 1
-			from company_memberships where company_id = any($1) and status = 'active'
-			order by user_id, 4`, ch.ids())
+			from company_memberships where company_id = any($1) and status = $2
+			order by user_id, 4`, ch.ids(), authz.StatusActive)
 		if err != nil {
 			return translate(err)
 		}

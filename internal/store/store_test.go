@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -148,6 +149,33 @@ func TestSchema(t *testing.T) {
 			select tablename from pg_publication_tables where pubname = 'tenantgate' order by 1`)
 		if want := []string{"companies", "company_memberships"}; !slices.Equal(got, want) {
 			t.Errorf("tables in publication tenantgate = %q, want %q", got, want)
+		}
+	})
+
+	// The data contract's check constraints are the SQL copy of the role
+	// and status lists: a role added in Go only (or in SQL only) fails here.
+	t.Run("check constraints name every role and status", func(t *testing.T) {
+		quoted := regexp.MustCompile(`'([^']*)'::text`)
+		for _, c := range []struct {
+			column string
+			want   []string
+		}{
+			{"role", stringsOf(authz.Roles)},
+			{"status", stringsOf(authz.Statuses)},
+		} {
+			defs := queryStrings(t, dbURL, fmt.Sprintf(`select pg_get_constraintdef(oid) from pg_constraint
+				where conrelid = 'company_memberships'::regclass and contype = 'c'
+				and pg_get_constraintdef(oid) like '%%(%s = %%'`, c.column))
+			if len(defs) != 1 {
+				t.Fatalf("check constraints on %s: %q, want one", c.column, defs)
+			}
+			var got []string
+			for _, m := range quoted.FindAllStringSubmatch(defs[0], -1) {
+				got = append(got, m[1])
+			}
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(c.want))) {
+				t.Errorf("%s check allows %q, package authz has %q", c.column, got, c.want)
+			}
 		}
 	})
 
@@ -661,4 +689,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+func stringsOf[T ~string](values []T) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
 }

@@ -24,14 +24,19 @@ type ReconcileResult struct {
 }
 
 // expectedSQL derives, in SQL, the relationships the rows stand for, with
-// the row columns the Go mapping needs to validate them.
+// the row columns the Go mapping needs to validate them. The names of the
+// model (the parent relation, the object types, the status that grants)
+// are its arguments, expectedArgs, taken from package authz, so that the
+// SQL cannot drift from the Go mapping (authz.MembershipRelationship).
 const expectedSQL = `
-	SELECT 'companies'::text AS source_table, c.id AS row_id, c.id AS resource, 'parent'::text AS relation,
-	       'company'::text AS subject_type, c.parent_id AS subject_id, NULL::text AS role, NULL::text AS status
+	SELECT 'companies'::text AS source_table, c.id AS row_id, c.id AS resource, $1::text AS relation,
+	       $2::text AS subject_type, c.parent_id AS subject_id, NULL::text AS role, NULL::text AS status
 	  FROM companies c WHERE c.parent_id IS NOT NULL
 	UNION ALL
-	SELECT 'company_memberships', m.id, m.company_id, m.role, 'user', m.user_id, m.role, m.status
-	  FROM company_memberships m WHERE m.status = 'active'`
+	SELECT 'company_memberships', m.id, m.company_id, m.role, $3::text, m.user_id, m.role, m.status
+	  FROM company_memberships m WHERE m.status = $4::text`
+
+var expectedArgs = []any{authz.RelationParent, authz.TypeCompany, authz.TypeUser, string(authz.StatusActive)}
 
 // reconcileTable holds SpiceDB's side for one reconcile; it is a temporary
 // table, so it lives only in the reconcile's transaction and writes no WAL.
@@ -154,7 +159,7 @@ func (s *Syncer) repairMissing(ctx context.Context, tx pgx.Tx, keepAlive func() 
 	rows, err := tx.Query(ctx, `WITH expected AS (`+expectedSQL+`)
 		SELECT e.source_table, e.row_id, e.resource, e.subject_id, e.role, e.status FROM expected e
 		WHERE NOT EXISTS (SELECT 1 FROM `+reconcileTable+` t WHERE t.resource = e.resource AND t.relation = e.relation
-			AND t.subject_type = e.subject_type AND t.subject_id = e.subject_id)`)
+			AND t.subject_type = e.subject_type AND t.subject_id = e.subject_id)`, expectedArgs...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sync: reconcile: find missing: %w", err)
 	}
@@ -197,7 +202,7 @@ func (s *Syncer) repairExtra(ctx context.Context, tx pgx.Tx, keepAlive func() er
 	rows, err := tx.Query(ctx, `WITH expected AS (`+expectedSQL+`)
 		SELECT t.resource, t.relation, t.subject_type, t.subject_id FROM `+reconcileTable+` t
 		WHERE NOT EXISTS (SELECT 1 FROM expected e WHERE t.resource = e.resource AND t.relation = e.relation
-			AND t.subject_type = e.subject_type AND t.subject_id = e.subject_id)`)
+			AND t.subject_type = e.subject_type AND t.subject_id = e.subject_id)`, expectedArgs...)
 	if err != nil {
 		return 0, fmt.Errorf("sync: reconcile: find extra: %w", err)
 	}

@@ -174,25 +174,43 @@ func (g *Gateway) Server(addr string) *http.Server {
 //go:embed openapi.yaml
 var openAPIDocument []byte
 
+// route is one pattern of the mux and what serves it.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routeTable is every route the gateway serves; metrics come from reg.
+func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
+	rs := []route{
+		{"POST /v1/check", g.api(usersAndService, g.handleCheck)},
+		{"POST /v1/check/bulk", g.api(usersAndService, g.handleCheckBulk)},
+		{"GET /v1/companies", g.api(usersOnly, g.handleListCompanies)},
+		{"GET /v1/companies/{id}/permissions", g.api(usersOnly, g.handlePermissions)},
+		{"GET /healthz", http.HandlerFunc(handleHealthz)},
+		{"GET /readyz", http.HandlerFunc(g.handleReadyz)},
+		{"GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
+		})},
+		{"GET /openapi.yaml", http.HandlerFunc(handleOpenAPI)},
+	}
+	if g.manager != nil {
+		rs = append(rs,
+			route{"POST /v1/companies", g.api(usersOnly, g.handleCreateCompany)},
+			route{"PATCH /v1/companies/{id}", g.api(usersOnly, g.handlePatchCompany)},
+			route{"GET /v1/companies/{id}/members", g.api(usersOnly, g.handleListMembers)},
+			route{"PUT /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handlePutMember)},
+			route{"DELETE /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handleDeleteMember)},
+			route{"GET /v1/companies/{id}/audit", g.api(usersOnly, g.handleAudit)},
+		)
+	}
+	return rs
+}
+
 func (g *Gateway) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/check", g.api(usersAndService, g.handleCheck))
-	mux.Handle("POST /v1/check/bulk", g.api(usersAndService, g.handleCheckBulk))
-	mux.Handle("GET /v1/companies", g.api(usersOnly, g.handleListCompanies))
-	mux.Handle("GET /v1/companies/{id}/permissions", g.api(usersOnly, g.handlePermissions))
-	if g.manager != nil {
-		mux.Handle("POST /v1/companies", g.api(usersOnly, g.handleCreateCompany))
-		mux.Handle("PATCH /v1/companies/{id}", g.api(usersOnly, g.handlePatchCompany))
-		mux.Handle("GET /v1/companies/{id}/members", g.api(usersOnly, g.handleListMembers))
-		mux.Handle("PUT /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handlePutMember))
-		mux.Handle("DELETE /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handleDeleteMember))
-		mux.Handle("GET /v1/companies/{id}/audit", g.api(usersOnly, g.handleAudit))
+	for _, r := range g.routeTable(reg) {
+		mux.Handle(r.pattern, r.handler)
 	}
-	mux.HandleFunc("GET /healthz", handleHealthz)
-	mux.HandleFunc("GET /readyz", g.handleReadyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
-	}))
-	mux.HandleFunc("GET /openapi.yaml", handleOpenAPI)
 	return g.observe(g.problemForUnrouted(mux))
 }

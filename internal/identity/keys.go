@@ -134,6 +134,27 @@ func fitsAny(pub crypto.PublicKey) bool {
 }
 
 // readKeys reads the configured key set, from the file or the URL.
+//
+// A URL's key set is fetched and cached here, not by jwk.Cache, although
+// jwk.Cache could do the redirect policy (through our HTTP client) and the
+// size bound (jwk.WithMaxFetchBodySize). It cannot keep the other rules:
+//   - It refreshes on goroutines of its own, on a wall-clock schedule taken
+//     from Cache-Control within its minimum and maximum intervals. Our cache
+//     is refreshed by the Verify that finds it older than CacheTTL, so a
+//     Verifier needs neither goroutines nor a Close, and a refresh counts
+//     against the same RefreshInterval budget as a refetch on an unknown kid.
+//   - Registering a URL waits for the first successful fetch: a failed one
+//     goes to an error sink and is retried only after the minimum interval,
+//     so New could not fail at once with the cause (refused redirect, status,
+//     size). Registering without waiting and then calling Refresh fetches
+//     twice, because registration already schedules a fetch.
+//   - Refresh fetches on the cache's context, not the caller's, so the
+//     per-fetch HTTPTimeout would have to move to the HTTP client.
+//   - It hands back a jwk.Set, and we would still have to notice each new one
+//     to skip odd keys and index the rest by kid.
+//
+// What would be left of it is a goroutine pool around one GET, so the fetch
+// below stays ours.
 func (v *Verifier) readKeys(ctx context.Context) (*keySet, error) {
 	now := v.now()
 	if v.cfg.JWKSFile != "" {

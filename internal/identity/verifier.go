@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,8 +42,11 @@ type Verifier struct {
 	cfg Config
 	// allowed maps each allowed algorithm to its key type check.
 	allowed map[string]func(crypto.PublicKey) bool
-	log     *slog.Logger
-	now     func() time.Time
+	// claims and cognitoClaims are the claim checks for a token with an
+	// "aud" claim and for one without (see claimChecks).
+	claims, cognitoClaims []jwt.ValidateOption
+	log                   *slog.Logger
+	now                   func() time.Time
 
 	keys atomic.Pointer[keySet]
 	// refetchMu guards lastRefetch, when the last refetch started, and
@@ -79,6 +81,7 @@ func newVerifier(ctx context.Context, cfg Config, now func() time.Time) (*Verifi
 	for _, alg := range cfg.Algorithms {
 		v.allowed[alg] = keyFits[alg]
 	}
+	v.claims, v.cognitoClaims = claimChecks(cfg, now)
 	ks, err := v.readKeys(ctx)
 	if err != nil {
 		kind := authz.ErrInvalid
@@ -92,9 +95,15 @@ func newVerifier(ctx context.Context, cfg Config, now func() time.Time) (*Verifi
 	return v, nil
 }
 
-func reject(reason string) error {
-	return fmt.Errorf("%w: %s", authz.ErrUnauthenticated, reason)
-}
+// rejection is why a token is refused, in words safe to show the client.
+// It wraps authz.ErrUnauthenticated.
+type rejection struct{ reason string }
+
+func reject(reason string) error { return &rejection{reason: reason} }
+
+func (r *rejection) Error() string { return authz.ErrUnauthenticated.Error() + ": " + r.reason }
+
+func (r *rejection) Unwrap() error { return authz.ErrUnauthenticated }
 
 // Verify checks raw (the bearer token without the "Bearer " prefix) and
 // returns the caller it identifies.
@@ -127,8 +136,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if (key.alg != "" && key.alg != alg.String()) || !fits(key.pub) {
 		return Principal{}, reject("algorithm does not fit the signing key")
 	}
-	// The key and algorithm are ours; claims are checked below against our
-	// own clock and rules, so jwx only verifies the signature here.
+	// The key and algorithm are ours. Which claim checks apply depends on
+	// the claims, so they run once the token is parsed.
 	tok, err := jwt.Parse([]byte(raw), jwt.WithKey(alg, key.pub), jwt.WithValidate(false))
 	if err != nil {
 		v.log.DebugContext(ctx, "token rejected", "reason", "signature or claims", "kid", kid, "error", err)
@@ -136,6 +145,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 			return Principal{}, reject("invalid signature")
 		}
 		return Principal{}, reject("malformed claims")
+	}
+	checks := v.claims
+	if !tok.Has(jwt.AudienceKey) {
+		checks = v.cognitoClaims
+	}
+	if err := jwt.Validate(tok, checks...); err != nil {
+		v.log.DebugContext(ctx, "token rejected", "reason", "claims", "kid", kid, "error", err)
+		return Principal{}, claimsRejection(err)
 	}
 	return v.principal(tok)
 }
@@ -166,31 +183,8 @@ func (v *Verifier) key(ctx context.Context, kid string) (publicKey, error) {
 	return v.keys.Load().find(kid)
 }
 
+// principal takes the user ID from a token whose claims have passed.
 func (v *Verifier) principal(tok jwt.Token) (Principal, error) {
-	now, leeway := v.now(), v.cfg.Leeway
-	if iss, _ := tok.Issuer(); iss != v.cfg.Issuer {
-		return Principal{}, reject("wrong issuer")
-	}
-	exp, ok := tok.Expiration()
-	switch {
-	case !ok:
-		return Principal{}, reject("token has no expiry")
-	case !now.Before(exp.Add(leeway)):
-		return Principal{}, reject("token expired")
-	}
-	if nbf, ok := tok.NotBefore(); ok && now.Add(leeway).Before(nbf) {
-		return Principal{}, reject("token not yet valid")
-	}
-	if iat, ok := tok.IssuedAt(); ok && now.Add(leeway).Before(iat) {
-		return Principal{}, reject("token issued in the future")
-	}
-	if err := v.checkTokenUse(tok); err != nil {
-		return Principal{}, err
-	}
-	if err := v.checkAudience(tok); err != nil {
-		return Principal{}, err
-	}
-
 	claim := v.cfg.SubjectClaim
 	if !tok.Has(claim) {
 		return Principal{}, reject("token has no subject")
@@ -227,36 +221,4 @@ func mediaType(typ string) string {
 		return "application/" + typ
 	}
 	return typ
-}
-
-// checkTokenUse tells a Cognito-style issuer's ID tokens from its access
-// tokens, which share issuer, keys and (via client_id) audience.
-func (v *Verifier) checkTokenUse(tok jwt.Token) error {
-	if v.cfg.TokenUse == "" {
-		return nil
-	}
-	var use string
-	if tok.Get("token_use", &use) != nil || use != v.cfg.TokenUse {
-		return reject("wrong token use")
-	}
-	return nil
-}
-
-func (v *Verifier) checkAudience(tok jwt.Token) error {
-	if aud, ok := tok.Audience(); ok {
-		if !slices.Contains(aud, v.cfg.Audience) {
-			return reject("wrong audience")
-		}
-		return nil
-	}
-	// Cognito access tokens carry no "aud"; the app client they were issued
-	// to is "client_id", and "token_use" tells them from ID tokens.
-	var use, client string
-	if tok.Get("token_use", &use) != nil || use != "access" || tok.Get("client_id", &client) != nil {
-		return reject("token has no audience")
-	}
-	if client != v.cfg.Audience {
-		return reject("wrong audience")
-	}
-	return nil
 }

@@ -44,7 +44,9 @@ func TestServeAndSyncLeaveNoGoroutine(t *testing.T) {
 			cfg.MetricsAddr = freeAddr(t)
 			runCtx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			go func() { done <- app.Sync(runCtx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))) }()
+			go func() {
+				done <- app.Sync(runCtx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			}()
 			waitStatus(t, cfg.MetricsAddr, 200, time.Minute)
 			stop()
 			if err := <-done; err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -96,7 +97,10 @@ const (
 // with a fresh snapshot, which also removes whatever changed while it was
 // down, so a retry can never leave stale access behind.
 func runSync(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger) {
-	wait := syncRetryMin
+	// Jittered, so that replicas that failed together do not retry
+	// together.
+	retry := &backoff.ExponentialBackOff{InitialInterval: syncRetryMin, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: syncRetryMax}
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := syncer.Run(ctx)
@@ -104,14 +108,14 @@ func runSync(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger
 			return
 		}
 		if time.Since(started) > syncRetryMax {
-			wait = syncRetryMin
+			retry.Reset()
 		}
-		logger.Error("sync stopped; retrying with a fresh snapshot", "error", err, "retry_in", wait)
+		wait := retry.NextBackOff()
+		logger.Error("sync stopped; retrying with a fresh snapshot", "error", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, syncRetryMax)
 	}
 }
 

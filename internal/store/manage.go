@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -157,6 +159,10 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 	// previous role) cannot end up in the audit row of the next.
 	asked := *d
 	asked.detail = maps.Clone(d.detail)
+	// Two transactions that deadlocked and retry at once tend to meet
+	// again; a jittered pause takes them apart.
+	pause := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 100 * time.Millisecond}
 	var err error
 	for attempt := 1; ; attempt++ {
 		*d = asked
@@ -177,6 +183,12 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 		if !retryable(err) || attempt == maxAttempts {
 			break
 		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause.NextBackOff()):
+			continue
+		}
+		break
 	}
 	if err != nil {
 		switch {

@@ -19,6 +19,9 @@
 // it with --jwks-file: tenantgate fetches a JWKS URL only over https, or
 // plain http to a loopback address, and this issuer serves plain http on
 // the compose network. -jwks-file must not name the key file.
+//
+// The issuer is internal/devenv's, the same one the demo and the tests mint
+// their tokens with; this command adds the flags and the key file.
 package main
 
 import (
@@ -35,6 +38,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/devenv"
 )
 
 // Defaults of the flags; the compose file sets every one of them anyway.
@@ -85,8 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case c.issuer == "" || c.audience == "":
 		return config{}, errors.New("-issuer and -audience must not be empty")
-	case c.defaultTTL <= 0 || c.defaultTTL > maxTTL:
-		return config{}, fmt.Errorf("-default-ttl %s: want more than 0 and at most %s", c.defaultTTL, maxTTL)
+	case c.defaultTTL <= 0 || c.defaultTTL > devenv.MaxTTL:
+		return config{}, fmt.Errorf("-default-ttl %s: want more than 0 and at most %s", c.defaultTTL, devenv.MaxTTL)
 	case c.jwksFile != "" && filepath.Clean(c.jwksFile) == filepath.Clean(c.keyFile):
 		// The public key set would overwrite the private key.
 		return config{}, fmt.Errorf("-jwks-file %s is the -key-file", c.jwksFile)
@@ -100,30 +105,30 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	key, created, err := loadOrCreateKey(cfg.keyFile)
+	key, created, err := devenv.LoadOrCreateKey(cfg.keyFile)
 	if err != nil {
 		return err
 	}
-	iss, err := newIssuer(cfg.issuer, cfg.audience, key)
+	iss, err := devenv.NewIssuer(cfg.issuer, cfg.audience, key)
 	if err != nil {
 		return err
 	}
 	// Before listening: whoever waits for /healthz (compose's serve) finds
 	// the file written, and written for this key.
 	if cfg.jwksFile != "" {
-		if err := writeFileAtomic(cfg.jwksFile, iss.jwks, jwksFileMode); err != nil {
+		if err := iss.WriteJWKSFile(cfg.jwksFile); err != nil {
 			return fmt.Errorf("jwks file: %w", err)
 		}
 	}
 	logger.Warn("development token issuer: mints a token for anyone who asks; never expose it",
-		"issuer", cfg.issuer, "audience", cfg.audience, "kid", iss.kid, "key_file", cfg.keyFile, "key_created", created, "jwks_file", cfg.jwksFile)
+		"issuer", cfg.issuer, "audience", cfg.audience, "kid", iss.KeyID(), "key_file", cfg.keyFile, "key_created", created, "jwks_file", cfg.jwksFile)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
-		Handler:           iss.handler(cfg.defaultTTL, logger),
+		Handler:           iss.Handler(cfg.defaultTTL, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

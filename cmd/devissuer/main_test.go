@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/identity"
 )
 
@@ -32,17 +28,17 @@ const (
 
 // startIssuer serves an issuer whose key lives in keyFile, as the command
 // would, and returns its base URL.
-func startIssuer(t *testing.T, keyFile string) (*issuer, string) {
+func startIssuer(t *testing.T, keyFile string) (*devenv.Issuer, string) {
 	t.Helper()
-	key, _, err := loadOrCreateKey(keyFile)
+	key, _, err := devenv.LoadOrCreateKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := newIssuer(testIssuer, testAudience, key)
+	iss, err := devenv.NewIssuer(testIssuer, testAudience, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(iss.handler(time.Hour, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(iss.Handler(time.Hour, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return iss, srv.URL
 }
@@ -74,70 +70,6 @@ func verifier(t *testing.T, base string) *identity.Verifier {
 	return v
 }
 
-func TestKeyIsCreatedOnceAndKept(t *testing.T) {
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	first, created, err := loadOrCreateKey(keyFile)
-	if err != nil || !created {
-		t.Fatalf("first start: created %v, err %v", created, err)
-	}
-	info, err := os.Stat(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perm := info.Mode().Perm(); perm != 0o600 {
-		t.Fatalf("key file mode %o, want 600", perm)
-	}
-	second, created, err := loadOrCreateKey(keyFile)
-	if err != nil || created {
-		t.Fatalf("second start: created %v, err %v", created, err)
-	}
-	if !first.Equal(second) {
-		t.Fatal("a restart generated another key instead of loading the saved one")
-	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(keyFile), ".*"))
-	if len(leftovers) != 0 {
-		t.Fatalf("temporary files left behind: %v", leftovers)
-	}
-}
-
-func TestBadKeyFilesAreRefused(t *testing.T) {
-	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(p384)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		data []byte
-		want string
-	}{
-		{"not PEM", []byte("hello"), "no \"PRIVATE KEY\" PEM block"},
-		{"other PEM type", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), "no \"PRIVATE KEY\" PEM block"},
-		{"garbage DER", pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: []byte{1, 2, 3}}), "parse"},
-		{"wrong curve", pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der}), "want an ECDSA P-256 key"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-			if err := os.WriteFile(keyFile, tt.data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, _, err := loadOrCreateKey(keyFile)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want one containing %q", err, tt.want)
-			}
-			// A bad file is reported, never silently replaced: that would
-			// invalidate every token handed out.
-			if data, _ := os.ReadFile(keyFile); string(data) != string(tt.data) {
-				t.Fatal("the bad key file was overwritten")
-			}
-		})
-	}
-}
-
 func TestMintedTokensPassTenantgateVerification(t *testing.T) {
 	iss, base := startIssuer(t, filepath.Join(t.TempDir(), "signing-key.pem"))
 
@@ -157,8 +89,8 @@ func TestMintedTokensPassTenantgateVerification(t *testing.T) {
 	if _, leaked := set.Keys[0]["d"]; leaked {
 		t.Fatal("the key set publishes the private key")
 	}
-	if set.Keys[0]["kid"] != iss.kid || set.Keys[0]["alg"] != "ES256" {
-		t.Fatalf("published key kid %v alg %v, want %s ES256", set.Keys[0]["kid"], set.Keys[0]["alg"], iss.kid)
+	if set.Keys[0]["kid"] != iss.KeyID() || set.Keys[0]["alg"] != "ES256" {
+		t.Fatalf("published key kid %v alg %v, want %s ES256", set.Keys[0]["kid"], set.Keys[0]["alg"], iss.KeyID())
 	}
 
 	v := verifier(t, base)
@@ -170,7 +102,7 @@ func TestMintedTokensPassTenantgateVerification(t *testing.T) {
 		{"email subject, default ttl", url.Values{"sub": {"alice@acme.example"}}, time.Hour},
 		{"subject outside SpiceDB's alphabet", url.Values{"sub": {"Zoë Müller"}}, time.Hour},
 		{"explicit ttl", url.Values{"sub": {"bob@acme.example"}, "ttl": {"30m"}}, 30 * time.Minute},
-		{"longest ttl", url.Values{"sub": {"bob@acme.example"}, "ttl": {maxTTL.String()}}, maxTTL},
+		{"longest ttl", url.Values{"sub": {"bob@acme.example"}, "ttl": {devenv.MaxTTL.String()}}, devenv.MaxTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,8 +194,8 @@ func TestRestartKeepsTokensValid(t *testing.T) {
 	token := strings.TrimSpace(body)
 
 	after, restarted := startIssuer(t, keyFile)
-	if after.kid != before.kid {
-		t.Fatalf("kid changed across a restart: %s, then %s", before.kid, after.kid)
+	if after.KeyID() != before.KeyID() {
+		t.Fatalf("kid changed across a restart: %s, then %s", before.KeyID(), after.KeyID())
 	}
 	if _, err := verifier(t, restarted).Verify(t.Context(), token); err != nil {
 		t.Fatalf("token from before the restart rejected: %v", err)
@@ -471,16 +403,20 @@ func TestJWKSFileFollowsTheKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, created, err := loadOrCreateKey(keyFile)
+	key, created, err := devenv.LoadOrCreateKey(keyFile)
 	if err != nil || created {
 		t.Fatalf("key file after the first start: created %v, err %v", created, err)
 	}
-	iss, err := newIssuer(cfg.issuer, cfg.audience, key)
+	iss, err := devenv.NewIssuer(cfg.issuer, cfg.audience, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(first) != string(iss.jwks) {
-		t.Fatalf("the JWKS file is not the key set of the key file:\nfile: %s\nwant: %s", first, iss.jwks)
+	jwks, err := iss.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(jwks) {
+		t.Fatalf("the JWKS file is not the key set of the key file:\nfile: %s\nwant: %s", first, jwks)
 	}
 	if info, err := os.Stat(jwksFile); err != nil {
 		t.Fatal(err)

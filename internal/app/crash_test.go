@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
@@ -41,7 +42,7 @@ func envInt(t *testing.T, name string, def int) int {
 // cluster of the test's own (so it can be restarted).
 type remoteTopology struct {
 	t       *testing.T
-	pg      *testutil.Postgres
+	pg      *devenv.Postgres
 	appURL  string
 	db      *pgxpool.Pool
 	spicedb *testutil.SpiceDB

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/store"
-	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // demoIssuer is the issuer and audience of the demo's own tokens.
@@ -35,7 +35,7 @@ func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) e
 	}
 	if cfg.DatabaseURL == "" {
 		fmt.Fprintln(out, "Starting a throwaway PostgreSQL (removed on exit)...")
-		pg, err := testutil.StartPostgres(ctx, testutil.PostgresOptions{Logger: logger})
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Logger: logger})
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
@@ -99,34 +99,22 @@ func loadDemoData(ctx context.Context, databaseURL string, logger *slog.Logger) 
 }
 
 type demoTokens struct {
-	*testutil.TokenIssuer
+	*devenv.Issuer
 	jwksURL string
 }
 
 // startDemoIssuer serves the demo issuer's key set over HTTP, the way an
 // identity provider would, so the gateway runs its real JWKS URL path.
 func startDemoIssuer() (*demoTokens, func(), error) {
-	ti, err := testutil.NewTokenIssuer(demoIssuer, demoIssuer)
+	ti, err := devenv.GenerateIssuer(demoIssuer, demoIssuer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: token issuer: %w", err)
 	}
-	jwks, err := ti.JWKS()
+	jwksURL, stop, err := ti.ServeJWKS()
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo: token issuer: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, fmt.Errorf("demo: jwks listener: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(jwks)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	return &demoTokens{TokenIssuer: ti, jwksURL: "http://" + ln.Addr().String() + "/.well-known/jwks.json"},
-		func() { _ = srv.Close() }, nil
+	return &demoTokens{Issuer: ti, jwksURL: jwksURL}, stop, nil
 }
 
 // baseURL is how a user on this machine reaches addr.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/devenv"
 )
 
 // syncBound is how long a committed change may take to reach a check.
@@ -239,11 +239,11 @@ func TestServiceTokenChecksOnBehalfOfAUser(t *testing.T) {
 func TestBadTokensAreRejected(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, startStack startFunc) {
 		s := startStack(t, treeSeed)
-		stranger, err := testutil.NewTokenIssuer(s.issuer.Issuer(), s.issuer.Audience())
+		stranger, err := devenv.GenerateIssuer(s.issuer.Issuer(), s.issuer.Audience())
 		if err != nil {
 			t.Fatal(err)
 		}
-		mint := func(ti *testutil.TokenIssuer, ttl time.Duration, extra map[string]any) string {
+		mint := func(ti *devenv.Issuer, ttl time.Duration, extra map[string]any) string {
 			tok, err := ti.Mint("alice", ttl, extra)
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
@@ -38,7 +39,7 @@ func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
 	if err := st.UpsertCompany(ctx, authz.Company{ID: "acme", Name: "ACME"}); err != nil {
 		t.Fatal(err)
 	}
-	issuer, err := testutil.NewTokenIssuer("https://issuer.test", "aud")
+	issuer, err := devenv.GenerateIssuer("https://issuer.test", "aud")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ type stack struct {
 	mu       sync.Mutex
 	next     int
 	db       *pgxpool.Pool
-	issuer   *testutil.TokenIssuer
+	issuer   *devenv.Issuer
 	client   *http.Client
 }
 
@@ -80,7 +81,7 @@ func newStack(t *testing.T, dbURL string, seed []string) (s *stack, jwksFile str
 			t.Fatalf("seed %q: %v", sql, err)
 		}
 	}
-	issuer, err := testutil.NewTokenIssuer("https://issuer.test", "tenantgate-test")
+	issuer, err := devenv.GenerateIssuer("https://issuer.test", "tenantgate-test")
 	if err != nil {
 		t.Fatalf("token issuer: %v", err)
 	}

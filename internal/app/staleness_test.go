@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -136,7 +137,7 @@ func TestStaleMirrorIsNotAnswered(t *testing.T) {
 	syncProc := topo.startSync("sync", syncAddr)
 	waitStatus(t, syncAddr, http.StatusOK, time.Minute)
 
-	issuer, err := testutil.NewTokenIssuer("https://issuer.test", "tenantgate-test")
+	issuer, err := devenv.GenerateIssuer("https://issuer.test", "tenantgate-test")
 	if err != nil {
 		t.Fatal(err)
 	}

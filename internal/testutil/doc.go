@@ -1,8 +1,10 @@
-// Package testutil holds test and demo helpers: an ephemeral PostgreSQL
-// cluster (initdb and pg_ctl in a temp dir), fresh migrated databases cloned
-// from a template, and token minting with a throwaway signing key.
+// Package testutil holds what only tests need: fresh migrated databases
+// cloned from a template on a PostgreSQL shared by a test binary
+// (PostgresMain, NewTestDatabase) or a cluster of a test's own
+// (NewTestPostgres), spicedb and tenantgate binaries built with go build and
+// run as processes, and relationship comparisons.
 //
-// The parts the demo command uses at run time (StartPostgres, TokenIssuer)
-// live in files that do not import "testing"; the wrappers for tests
-// (PostgresMain, NewTestDatabase) live in postgres_testing.go.
+// The throwaway PostgreSQL cluster and the development token issuer, which
+// the demo command also uses at run time, live in internal/devenv; this
+// package imports "testing" and must stay out of the tenantgate binary.
 package testutil

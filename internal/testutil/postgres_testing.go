@@ -13,11 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/store"
 )
+
+// PostgresURLEnv names an existing server for the tests to use instead of
+// starting a cluster: a postgres:// URL of a role that may create databases.
+const PostgresURLEnv = devenv.PostgresURLEnv
+
+// connectTimeout bounds one connection attempt of the admin pool, so that a
+// server that accepts TCP but never answers cannot use up a whole wait.
+const connectTimeout = 5 * time.Second
 
 // testPostgresTimeout bounds starting a cluster, migrating the template and
 // creating or dropping one database.
@@ -84,11 +94,11 @@ func NewEmptyTestDatabase(tb testing.TB) string {
 // NewTestPostgres starts a cluster of tb's own, stopped and removed when tb
 // ends, for tests that stop or restart the server under a client. It needs
 // the server binaries even when PostgresURLEnv is set.
-func NewTestPostgres(tb testing.TB) *Postgres {
+func NewTestPostgres(tb testing.TB) *devenv.Postgres {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), testPostgresTimeout)
 	defer cancel()
-	pg, err := StartPostgres(ctx, PostgresOptions{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))})
+	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))})
 	if err != nil {
 		tb.Fatalf("testutil: %v", err)
 	}
@@ -124,7 +134,7 @@ func sharedServer(tb testing.TB) *testServer {
 // testServer makes test databases on one server.
 type testServer struct {
 	// cluster is nil when PostgresURLEnv names the server.
-	cluster *Postgres
+	cluster *devenv.Postgres
 	// adminURL is the database to run CREATE and DROP DATABASE from; admin
 	// is a pool on it, since a connection costs as much as a clone.
 	adminURL *url.URL
@@ -139,7 +149,7 @@ func startTestServer(ctx context.Context) (*testServer, error) {
 	s := &testServer{template: "tenantgate_template_" + randomSuffix()}
 	adminURL, source := os.Getenv(PostgresURLEnv), "the server "+PostgresURLEnv+" names"
 	if adminURL == "" {
-		pg, err := StartPostgres(ctx, PostgresOptions{})
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -260,4 +270,21 @@ func (s *testServer) databaseURL(name string) string {
 
 func randomSuffix() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// createDatabase runs CREATE DATABASE, which must not run in a transaction;
+// pgx sends an Exec without arguments as a simple query, outside any.
+func createDatabase(ctx context.Context, db *pgxpool.Pool, name, template string) error {
+	stmt := "create database " + quoteIdent(name)
+	if template != "" {
+		stmt += " template " + quoteIdent(template)
+	}
+	if _, err := db.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func quoteIdent(name string) string {
+	return pgx.Identifier{name}.Sanitize()
 }

@@ -1,8 +1,5 @@
 package testutil
 
-// This file does not import "testing", like the rest of the package's
-// run-time helpers.
-
 import (
 	"context"
 	"crypto/rand"

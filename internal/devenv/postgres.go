@@ -1,7 +1,4 @@
-package testutil
-
-// This file must not import "testing": the demo command starts its
-// PostgreSQL with it at run time.
+package devenv
 
 import (
 	"bytes"
@@ -27,9 +24,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// PostgresURLEnv names an existing server for the test wrappers to use
-// instead of starting a cluster: a postgres:// URL of a role that may create
-// databases.
+// PostgresURLEnv names an existing server for the tests to use instead of
+// starting a cluster (internal/testutil reads it): a postgres:// URL of a
+// role that may create databases. StartPostgres's error suggests it.
 const PostgresURLEnv = "TENANTGATE_TEST_DATABASE_URL"
 
 const (
@@ -46,9 +43,9 @@ const (
 	connectTimeout = 5 * time.Second
 )
 
-// postgresSettings tune a cluster for tests: durability is worthless for
-// data that lives one test run, logical replication is what the sync uses,
-// and parallel tests each hold a few pooled connections.
+// postgresSettings tune a throwaway cluster: durability is worthless for
+// data that lives one test run or one demo, logical replication is what the
+// sync uses, and parallel tests each hold a few pooled connections.
 var postgresSettings = []string{
 	"listen_addresses = '127.0.0.1'",
 	"wal_level = logical",

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
@@ -246,7 +245,7 @@ type syncerFreshness struct {
 
 // AwaitLSN implements gateway.Freshness.
 func (f syncerFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
-	return f.syncer.AwaitApplied(ctx, pglogrepl.LSN(lsn))
+	return f.syncer.AwaitApplied(ctx, lsn)
 }
 
 // pastPositions refuses a consistency token that names a WAL position the

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -49,7 +48,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	floor, floorLSN := follower.token, follower.floor
 	if cfg.SpiceDBEndpoint == "" {
 		floor = func() string { return syncer.LatestToken() }
-		floorLSN = func() authz.LSN { return authz.LSN(syncer.Applied()) }
+		floorLSN = func() authz.LSN { return syncer.Applied() }
 	}
 	// Scraped only once the server listens, after syncer is set.
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -80,7 +79,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ready = syncer.Ready
 		freshness = syncerFreshness{syncer: syncer}
 		progress = func(context.Context) (func(authz.LSN) bool, error) {
-			return func(lsn authz.LSN) bool { return syncer.Covers(pglogrepl.LSN(lsn)) }, nil
+			return syncer.Covers, nil
 		}
 		loops = append(loops, func(ctx context.Context) { runSync(ctx, syncer, logger) })
 	} else {

@@ -94,12 +94,8 @@ func (s *stack) awaitFloor(t *testing.T) {
 			t.Fatalf("check at %s: status %d", lsn, code)
 		}
 	}
-	var checkpoint string
-	if err := s.db.QueryRow(ctx, `select coalesce(max(lsn), '0/0')::text from tenantgate.sync_checkpoints`).Scan(&checkpoint); err != nil {
-		t.Fatal(err)
-	}
-	want, err := authz.ParseLSN(checkpoint)
-	if err != nil {
+	var want authz.LSN
+	if err := s.db.QueryRow(ctx, `select coalesce(max(lsn), '0/0') from tenantgate.sync_checkpoints`).Scan(&want); err != nil {
 		t.Fatal(err)
 	}
 	for _, base := range s.baseURLs {

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -33,34 +34,28 @@ func (l LSN) String() string {
 	return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l))
 }
 
-// Page header sizes of WAL on 64-bit servers (SizeOfXLogShortPHD and
-// SizeOfXLogLongPHD); the long one starts every segment.
-const (
-	walShortPageHeader = 24
-	walLongPageHeader  = 40
-)
-
-// WALGeometry is a server's WAL page and segment size.
-type WALGeometry struct {
-	Page, Segment uint64
-}
-
-// RecordEnd turns an LSN read with pg_current_wal_insert_lsn() into the
-// smallest position a record ending there could have. That function reports
-// a position just past the page header when the last record ended exactly at
-// a page boundary, while the replication stream, a slot's confirmed position
-// and every commit end name the boundary itself: without this, a waiter for
-// such a position would wait for the next WAL record after it, which on an
-// idle server can take 15 s or more. No record ends inside a page header, so
-// taking the header off never lets a waiter pass before its write is
-// applied. An unknown geometry (zero) changes nothing: waiting longer is
-// safe.
-func (g WALGeometry) RecordEnd(l LSN) LSN {
-	switch {
-	case g.Segment > 0 && uint64(l)%g.Segment == walLongPageHeader:
-		return l - walLongPageHeader
-	case g.Page > 0 && uint64(l)%g.Page == walShortPageHeader:
-		return l - walShortPageHeader
+// Scan implements database/sql's Scanner, so that a pg_lsn column is read
+// straight into an LSN: pgx, which has no codec of its own for pg_lsn, and
+// database/sql drivers hand it over in its text form. A NULL is no
+// position (coalesce it in SQL where one stands for zero). A value that is
+// not an LSN is an error of no kind: it comes from the database, never
+// from a caller.
+func (l *LSN) Scan(src any) error {
+	var s string
+	switch v := src.(type) {
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	case nil:
+		return errors.New("scan lsn: NULL is not a WAL position")
+	default:
+		return fmt.Errorf("scan lsn: cannot read a %T as a WAL position", src)
 	}
-	return l
+	lsn, err := ParseLSN(s)
+	if err != nil {
+		return fmt.Errorf("scan lsn: %q is not a WAL position", s)
+	}
+	*l = lsn
+	return nil
 }

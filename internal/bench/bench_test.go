@@ -18,7 +18,6 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	authzed "github.com/authzed/authzed-go/v1"
 	"github.com/authzed/grpcutil"
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -416,12 +415,12 @@ func benchBackfill(ctx context.Context, b *testing.B, c *cluster, app *appDB, re
 }
 
 // walPosition is the server's current WAL insert position.
-func walPosition(ctx context.Context, app *appDB) (pglogrepl.LSN, error) {
-	var pos string
-	if err := app.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+func walPosition(ctx context.Context, app *appDB) (authz.LSN, error) {
+	var pos authz.LSN
+	if err := app.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()`).Scan(&pos); err != nil {
 		return 0, fmt.Errorf("wal position: %w", err)
 	}
-	return pglogrepl.ParseLSN(pos)
+	return pos, nil
 }
 
 // streamMeter accounts for the sync, SpiceDB and the walsender decoding the
@@ -501,10 +500,10 @@ func ensureSync(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *
 // before its commit.
 func toggle(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, i int) (string, error) {
-	var lsn string
+}, i int) (authz.LSN, error) {
+	var lsn authz.LSN
 	if err := q.QueryRow(ctx, toggleSQL, membershipID(i)).Scan(&lsn); err != nil {
-		return "", fmt.Errorf("toggle membership %d: %w", i, err)
+		return 0, fmt.Errorf("toggle membership %d: %w", i, err)
 	}
 	return lsn, nil
 }
@@ -618,13 +617,13 @@ func benchBulk(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *s
 	before := m.sample()
 	b.StartTimer()
 	began := time.Now()
-	var lsn string
+	var lsn authz.LSN
 	// The last rows of the table, which the burst (a random sample) mostly
 	// left alone.
 	err = pool.QueryRow(ctx, `WITH changed AS (
 			UPDATE company_memberships SET role = CASE WHEN role = 'viewer' THEN 'editor' ELSE 'viewer' END, updated_at = now()
 			WHERE id IN (SELECT 'm' || g FROM generate_series($1::int - $2::int, $1::int - 1) g) RETURNING 1)
-		SELECT pg_current_wal_insert_lsn()::text FROM (SELECT count(*) FROM changed) c`, app.rows, n).Scan(&lsn)
+		SELECT pg_current_wal_insert_lsn() FROM (SELECT count(*) FROM changed) c`, app.rows, n).Scan(&lsn)
 	if err != nil {
 		b.Fatalf("bulk update: %v", err)
 	}
@@ -651,7 +650,7 @@ func benchBulk(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *s
 // insert position before that commit.
 type lagSample struct {
 	committed time.Time
-	lsn       pglogrepl.LSN
+	lsn       authz.LSN
 }
 
 // benchLag commits single-row updates at rate per second from one
@@ -703,11 +702,7 @@ func benchLag(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *si
 		} else if wait < -10*time.Millisecond {
 			late++
 		}
-		pos, err := toggle(ctx, conn, rng.IntN(app.rows))
-		if err != nil {
-			b.Fatal(err)
-		}
-		lsn, err := pglogrepl.ParseLSN(pos)
+		lsn, err := toggle(ctx, conn, rng.IntN(app.rows))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -715,7 +710,7 @@ func benchLag(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *si
 	}
 	writing := time.Since(began)
 	last := samples[len(samples)-1]
-	if _, err := awaitCheckpoint(ctx, conn, sp.slot, last.lsn.String()); err != nil {
+	if _, err := awaitCheckpoint(ctx, conn, sp.slot, last.lsn); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
@@ -777,22 +772,18 @@ func lagsOf(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, slot string, samples []lagSample) ([]time.Duration, error) {
 	type checkpoint struct {
-		lsn pglogrepl.LSN
+		lsn authz.LSN
 		at  time.Time
 	}
-	rows, err := db.Query(ctx, `SELECT lsn::text, applied_at FROM tenantgate.sync_checkpoints
+	rows, err := db.Query(ctx, `SELECT lsn, applied_at FROM tenantgate.sync_checkpoints
 		WHERE slot = $1 AND lsn > $2::pg_lsn ORDER BY lsn`, slot, samples[0].lsn.String())
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	var cps []checkpoint
 	for rows.Next() {
-		var pos string
 		var cp checkpoint
-		if err := rows.Scan(&pos, &cp.at); err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
-		if cp.lsn, err = pglogrepl.ParseLSN(pos); err != nil {
+		if err := rows.Scan(&cp.lsn, &cp.at); err != nil {
 			return nil, fmt.Errorf("read checkpoints: %w", err)
 		}
 		cps = append(cps, cp)

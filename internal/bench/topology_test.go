@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
@@ -28,7 +29,7 @@ import (
 // production server, so the sync and the ceiling compete for the same
 // disk and cores.
 type cluster struct {
-	pg         *testutil.Postgres
+	pg         *devenv.Postgres
 	postmaster int
 	tenantgate string
 	logDir     string
@@ -439,20 +440,20 @@ func writerPool(ctx context.Context, url string, conns int, syncCommit bool) (*p
 // transaction's commit ends after it.
 const toggleSQL = `UPDATE company_memberships
 	SET role = CASE WHEN role = 'viewer' THEN 'editor' ELSE 'viewer' END, updated_at = now()
-	WHERE id = $1 RETURNING pg_current_wal_insert_lsn()::text`
+	WHERE id = $1 RETURNING pg_current_wal_insert_lsn()`
 
 func membershipID(i int) string { return "m" + strconv.Itoa(i) }
 
 // awaitCheckpoint polls until the sync has recorded a checkpoint past lsn,
 // and returns when it did: the sync writes the row right after SpiceDB
 // acknowledged the write that covers every commit up to it.
-func awaitCheckpoint(ctx context.Context, db *pgxpool.Pool, slot, lsn string) (time.Time, error) {
+func awaitCheckpoint(ctx context.Context, db *pgxpool.Pool, slot string, lsn authz.LSN) (time.Time, error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var at time.Time
 		err := db.QueryRow(ctx, `SELECT applied_at FROM tenantgate.sync_checkpoints
-			WHERE slot = $1 AND lsn > $2::pg_lsn ORDER BY lsn LIMIT 1`, slot, lsn).Scan(&at)
+			WHERE slot = $1 AND lsn > $2::pg_lsn ORDER BY lsn LIMIT 1`, slot, lsn.String()).Scan(&at)
 		switch {
 		case err == nil:
 			return at, nil
@@ -513,7 +514,7 @@ func (s *spiceDB) analyze(ctx context.Context, b *testing.B) error {
 
 // enableStatementStats loads pg_stat_statements, with planning time, so a
 // stream measurement can say which statements PostgreSQL spent its time on.
-func enableStatementStats(ctx context.Context, pg *testutil.Postgres) error {
+func enableStatementStats(ctx context.Context, pg *devenv.Postgres) error {
 	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
 	if err != nil {
 		return fmt.Errorf("statement stats: %w", err)

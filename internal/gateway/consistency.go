@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+	"strings"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -30,22 +30,26 @@ const (
 // message ("Gh8KEzE3..."), so it may contain '/' too: what tells the two
 // apart is that a position is nothing but hex digits around one '/'
 // (authz.ParseLSN).
-//
-// lsnLike is a token meant as a position that is not a valid one (a half
-// longer than 32 bits, or empty); it is refused rather than sent to
-// SpiceDB, which could only call it a malformed ZedToken.
-var lsnLike = regexp.MustCompile(`^[0-9A-Fa-f]*/[0-9A-Fa-f]*$`)
 
-// lsnToken reads token as a WAL position; ok is false for a ZedToken, and
-// one that only looks like a position is an authz.ErrInvalid.
+// lsnToken reads token as a WAL position; ok is false for a ZedToken. Its
+// characters alone tell which of the two a token is; authz.ParseLSN alone
+// reads it. A token of a position's alphabet that is not a valid one (a
+// half longer than 32 bits, or empty) was meant as a position: it is an
+// authz.ErrInvalid, refused rather than sent to SpiceDB, which could only
+// call it a malformed ZedToken.
 func lsnToken(token string) (lsn authz.LSN, ok bool, err error) {
-	if !lsnLike.MatchString(token) {
+	if strings.Count(token, "/") != 1 || strings.ContainsFunc(token, notHexOrSlash) {
 		return 0, false, nil
 	}
 	if lsn, err = authz.ParseLSN(token); err != nil {
 		return 0, false, fmt.Errorf("consistency token: %w (each half at most 8 hex digits)", err)
 	}
 	return lsn, true, nil
+}
+
+// notHexOrSlash is a character no WAL position holds.
+func notHexOrSlash(r rune) bool {
+	return r != '/' && !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F')
 }
 
 // consistencyToken takes the token from the body or the Consistency-Token

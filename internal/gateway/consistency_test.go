@@ -98,6 +98,8 @@ func TestConsistencyTokenKinds(t *testing.T) {
 		{name: "zedtoken", token: "Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5", wantZed: "Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5"},
 		{name: "zedtoken with slash and plus", token: "GhUKEz/+E3OTU2MDg0Mj==", wantZed: "GhUKEz/+E3OTU2MDg0Mj=="},
 		{name: "slash but not hex", token: "zed/abc", wantZed: "zed/abc"},
+		{name: "two slashes", token: "0/1/2", wantZed: "0/1/2"},
+		{name: "signed half", token: "-1/0", wantZed: "-1/0"},
 		{name: "lsn", token: "0/16B3748", wantLSN: "0/16B3748", wantZed: applied},
 		{name: "lsn lower case", token: "1a/b3748", wantLSN: "1a/b3748", wantZed: applied},
 		{name: "largest lsn", token: "FFFFFFFF/FFFFFFFF", wantLSN: "FFFFFFFF/FFFFFFFF", wantZed: applied},

@@ -8,22 +8,20 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // walGeometry is the server's WAL page and segment size, read once: a
 // gateway asks SyncApplied every few milliseconds while reads wait, and the
 // sizes are fixed when the cluster is made.
-func (s *Store) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
+func (s *Store) walGeometry(ctx context.Context) (wal.Geometry, error) {
 	if g := s.geometry.Load(); g != nil {
 		return *g, nil
 	}
-	var page, segment int64
-	err := s.pool.QueryRow(ctx, `select current_setting('wal_block_size')::bigint,
-			pg_size_bytes(current_setting('wal_segment_size'))`).Scan(&page, &segment)
+	g, err := wal.ReadGeometry(ctx, s.pool)
 	if err != nil {
-		return authz.WALGeometry{}, fmt.Errorf("read wal geometry: %w", translate(err))
+		return wal.Geometry{}, translate(err)
 	}
-	g := authz.WALGeometry{Page: uint64(page), Segment: uint64(segment)}
 	s.geometry.Store(&g)
 	return g, nil
 }
@@ -31,11 +29,8 @@ func (s *Store) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
 // WALPosition is the server's WAL insert position: past the end of every
 // commit that has returned, whoever's connection made it.
 func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
-	var pos string
-	if err := s.pool.QueryRow(ctx, `select pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("read wal position: %w", translate(err))
-	}
-	return authz.ParseLSN(pos)
+	lsn, err := wal.InsertPosition(ctx, s.pool)
+	return lsn, translate(err)
 }
 
 // ChangeSample is what a gateway watches to tell whether the mirror lags:
@@ -59,7 +54,6 @@ type ChangeSample struct {
 // SampleChanges reads a ChangeSample.
 func (s *Store) SampleChanges(ctx context.Context) (ChangeSample, error) {
 	var c ChangeSample
-	var pos string
 	// Two statements, so that the position is read after the counters;
 	// within one statement PostgreSQL promises no order.
 	batch := &pgx.Batch{}
@@ -67,13 +61,9 @@ func (s *Store) SampleChanges(ctx context.Context) (ChangeSample, error) {
 		(select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del + n_live_tup), 0)::bigint
 		 from pg_stat_user_tables where relid in ('companies'::regclass, 'company_memberships'::regclass))`).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&c.Changes) })
-	batch.Queue(`select pg_current_wal_insert_lsn()::text`).QueryRow(func(row pgx.Row) error { return row.Scan(&pos) })
+	batch.Queue(`select pg_current_wal_insert_lsn()`).QueryRow(func(row pgx.Row) error { return row.Scan(&c.Position) })
 	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return ChangeSample{}, fmt.Errorf("sample changes: %w", translate(err))
-	}
-	var err error
-	if c.Position, err = authz.ParseLSN(pos); err != nil {
-		return ChangeSample{}, fmt.Errorf("sample changes: %w", err)
 	}
 	return c, nil
 }
@@ -85,7 +75,7 @@ type Applied struct {
 	// through is the position up to which every transaction is in SpiceDB,
 	// zero while none is known to be.
 	through  authz.LSN
-	geometry authz.WALGeometry
+	geometry wal.Geometry
 }
 
 // Covers reports whether every transaction that ended at or before lsn (a
@@ -113,17 +103,12 @@ func (s *Store) SyncApplied(ctx context.Context, slot string) (Applied, error) {
 	if err != nil {
 		return Applied{}, fmt.Errorf("sync applied: %w", err)
 	}
-	var confirmed *string
-	err = s.pool.QueryRow(ctx, `select confirmed_flush_lsn::text from pg_replication_slots
-		where slot_name = $1 and database = current_database()`, slot).Scan(&confirmed)
+	// No slot, or one without a confirmed position, is zero.
+	var slotAt authz.LSN
+	err = s.pool.QueryRow(ctx, `select coalesce(confirmed_flush_lsn, '0/0') from pg_replication_slots
+		where slot_name = $1 and database = current_database()`, slot).Scan(&slotAt)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return Applied{}, fmt.Errorf("sync applied: read slot %s: %w", slot, translate(err))
-	}
-	var slotAt authz.LSN
-	if confirmed != nil {
-		if slotAt, err = authz.ParseLSN(*confirmed); err != nil {
-			return Applied{}, fmt.Errorf("sync applied: slot %s: %w", slot, err)
-		}
 	}
 	p, err := s.SyncProgress(ctx, slot)
 	if err != nil {

@@ -32,9 +32,9 @@ func TestSyncApplied(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	lsn := func(sql string, args ...any) string {
+	lsn := func(sql string, args ...any) authz.LSN {
 		t.Helper()
-		var v string
+		var v authz.LSN
 		if err := db.QueryRow(t.Context(), sql, args...).Scan(&v); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
@@ -52,32 +52,32 @@ func TestSyncApplied(t *testing.T) {
 		}
 		return l
 	}
-	check := func(step, at string, w want) {
+	check := func(step string, at authz.LSN, w want) {
 		t.Helper()
 		a, err := s.SyncApplied(t.Context(), slot)
 		if err != nil {
 			t.Fatalf("%s: SyncApplied: %v", step, err)
 		}
-		if covered := a.Covers(pos(at)); covered != w.covered || a.Token != w.token {
+		if covered := a.Covers(at); covered != w.covered || a.Token != w.token {
 			t.Errorf("%s: covers %s = %v, token %q; want %v, %q", step, at, covered, a.Token, w.covered, w.token)
 		}
 	}
 
-	check("no slot, no sync", "0/0", want{})
+	check("no slot, no sync", 0, want{})
 
-	created := lsn(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+	created := lsn(`SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
 	check("slot whose snapshot is being taken", created, want{})
 
 	// The snapshot is in, with the checkpoint the sync records for it.
 	exec(`INSERT INTO tenantgate.sync_state (slot, snapshot_done) VALUES ($1, true)`, slot)
 	check("snapshot done but no checkpoint to read at", created, want{})
-	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-1')`, slot, created)
+	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-1')`, slot, created.String())
 	check("snapshot's position", created, want{true, "zed-1"})
-	check("position before it", "0/1", want{true, "zed-1"})
+	check("position before it", pos("0/1"), want{true, "zed-1"})
 
 	// A membership commit the sync has not confirmed yet.
 	exec(`INSERT INTO companies (id, name) VALUES ('acme', 'ACME')`)
-	after := lsn(`SELECT pg_current_wal_insert_lsn()::text`)
+	after := lsn(`SELECT pg_current_wal_insert_lsn()`)
 	check("commit not yet confirmed", after, want{false, "zed-1"})
 
 	// The sync writes the commit, records it, then confirms past it:
@@ -87,15 +87,15 @@ func TestSyncApplied(t *testing.T) {
 	// A position past the snapshot's and short of after, so that only the
 	// slot can cover after. (The flushed position was used here once, and
 	// with asynchronous commits it could still equal the snapshot's.)
-	commit := lsn(`SELECT ($1::pg_lsn + 1)::text`, created)
-	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-2')`, slot, commit)
-	waitFor(t, "the slot to pass "+after, func() bool {
+	commit := lsn(`SELECT $1::pg_lsn + 1`, created.String())
+	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-2')`, slot, commit.String())
+	waitFor(t, "the slot to pass "+after.String(), func() bool {
 		exec(`SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())`, slot)
 		a, err := s.SyncApplied(t.Context(), slot)
-		return err == nil && a.Covers(pos(after))
+		return err == nil && a.Covers(after)
 	})
 	check("confirmed by the slot", after, want{true, "zed-2"})
-	confirmed := lsn(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot)
+	confirmed := lsn(`SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1`, slot)
 	check("the slot's own position", confirmed, want{true, "zed-2"})
 
 	// Checkpoints alone cover too, and an insert position just past a
@@ -111,7 +111,7 @@ func TestSyncApplied(t *testing.T) {
 		{"8/1000030", want{false, "zed-4"}},
 		{"FFFFFFFF/FFFFFFFF", want{false, "zed-4"}},
 	} {
-		check("checkpoint", tt.at, tt.w)
+		check("checkpoint", pos(tt.at), tt.w)
 	}
 
 	if a, err := s.SyncApplied(t.Context(), "no_such_slot"); a.Covers(1) || a.Token != "" || err != nil {

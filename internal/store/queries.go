@@ -126,18 +126,14 @@ type SyncProgress struct {
 // SyncProgress reads the newest checkpoint of the sync on slot (a zero
 // Checkpoint if it has none).
 func (s *Store) SyncProgress(ctx context.Context, slot string) (p SyncProgress, err error) {
-	var at string
 	err = s.pool.QueryRow(ctx, `select
 			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
-			coalesce(c.zed_token, ''), coalesce(c.lsn, '0/0')::text
+			coalesce(c.zed_token, ''), coalesce(c.lsn, '0/0')
 		from (select) one left join lateral (
 			select zed_token, lsn from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1) c on true`,
-		slot).Scan(&p.SnapshotDone, &p.Token, &at)
+		slot).Scan(&p.SnapshotDone, &p.Token, &p.Checkpoint)
 	if err != nil {
 		return SyncProgress{}, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
-	}
-	if p.Checkpoint, err = authz.ParseLSN(at); err != nil {
-		return SyncProgress{}, fmt.Errorf("sync progress of %s: %w", slot, err)
 	}
 	return p, nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // connectTimeout bounds one connection attempt when the URL sets no
@@ -30,7 +30,7 @@ type Store struct {
 	// logger receives the audit trail of management decisions.
 	logger *slog.Logger
 	// geometry is the server's WAL geometry, once read.
-	geometry atomic.Pointer[authz.WALGeometry]
+	geometry atomic.Pointer[wal.Geometry]
 	// outsiderRefusals counts management requests refused to callers
 	// without a role on the company, which no audit trail records.
 	outsiderRefusals prometheus.Counter

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pglogrepl"
-
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // AwaitApplied returns once the sync has applied every transaction that
@@ -19,7 +18,7 @@ import (
 // pg_current_wal_lsn() or pg_current_wal_insert_lsn(). WAL written by others
 // after the commit only delays the answer until the stream has passed it,
 // which the sync reports at once (see streamState.catchUp).
-func (s *Syncer) AwaitApplied(ctx context.Context, lsn pglogrepl.LSN) (token string, err error) {
+func (s *Syncer) AwaitApplied(ctx context.Context, lsn authz.LSN) (token string, err error) {
 	for {
 		s.mu.Lock()
 		if s.covers(lsn) {
@@ -49,19 +48,19 @@ func (s *Syncer) AwaitApplied(ctx context.Context, lsn pglogrepl.LSN) (token str
 
 // Covers reports, without waiting, whether every transaction that ended at
 // or before lsn is applied.
-func (s *Syncer) Covers(lsn pglogrepl.LSN) bool {
+func (s *Syncer) Covers(lsn authz.LSN) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.covers(lsn)
 }
 
 // covers is Covers for a caller that holds s.mu.
-func (s *Syncer) covers(lsn pglogrepl.LSN) bool {
-	return s.applied >= pglogrepl.LSN(s.wal.RecordEnd(authz.LSN(lsn)))
+func (s *Syncer) covers(lsn authz.LSN) bool {
+	return s.applied >= s.wal.RecordEnd(lsn)
 }
 
 // Applied is the position up to which every transaction is in the target.
-func (s *Syncer) Applied() pglogrepl.LSN {
+func (s *Syncer) Applied() authz.LSN {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.applied
@@ -70,7 +69,7 @@ func (s *Syncer) Applied() pglogrepl.LSN {
 // setApplied raises the applied position and wakes every waiter; it never
 // lowers it. The position outlives a failed run: what was applied stays in
 // the target, and a fresh snapshot only brings it further.
-func (s *Syncer) setApplied(lsn pglogrepl.LSN) {
+func (s *Syncer) setApplied(lsn authz.LSN) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if lsn <= s.applied {
@@ -85,13 +84,13 @@ func (s *Syncer) setApplied(lsn pglogrepl.LSN) {
 	}
 }
 
-func (s *Syncer) setWALGeometry(g authz.WALGeometry) {
+func (s *Syncer) setWALGeometry(g wal.Geometry) {
 	s.mu.Lock()
 	s.wal = g
 	s.mu.Unlock()
 }
 
-func (s *Syncer) geometry() authz.WALGeometry {
+func (s *Syncer) geometry() wal.Geometry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.wal

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
@@ -43,14 +42,10 @@ func (w *writer) exec(sql string) {
 
 // lsn reads a WAL position with fn (pg_current_wal_insert_lsn or
 // pg_current_wal_lsn).
-func (w *writer) lsn(fn string) pglogrepl.LSN {
+func (w *writer) lsn(fn string) authz.LSN {
 	w.t.Helper()
-	var text string
-	if err := w.conn.QueryRow(context.Background(), "SELECT "+fn+"()::text").Scan(&text); err != nil {
-		w.t.Fatal(err)
-	}
-	lsn, err := pglogrepl.ParseLSN(text)
-	if err != nil {
+	var lsn authz.LSN
+	if err := w.conn.QueryRow(context.Background(), "SELECT "+fn+"()").Scan(&lsn); err != nil {
 		w.t.Fatal(err)
 	}
 	return lsn
@@ -78,25 +73,25 @@ func TestAwaitAppliedReflectsADirectWrite(t *testing.T) {
 				name string
 				// write changes memberships, maybe writes other WAL after
 				// the commit, and returns the position read after it.
-				write func() pglogrepl.LSN
+				write func() authz.LSN
 				want  bool
 			}{
-				{"grant, insert position", func() pglogrepl.LSN {
+				{"grant, insert position", func() authz.LSN {
 					w.exec(`INSERT INTO company_memberships (user_id, company_id, role) VALUES ('ann', 'acme', 'viewer')`)
 					return w.lsn("pg_current_wal_insert_lsn")
 				}, true},
-				{"revoke, then a write to another table", func() pglogrepl.LSN {
+				{"revoke, then a write to another table", func() authz.LSN {
 					w.exec(`DELETE FROM company_memberships WHERE user_id = 'ann'`)
 					w.exec(`INSERT INTO unrelated VALUES (1)`)
 					return w.lsn("pg_current_wal_insert_lsn")
 				}, false},
-				{"grant, then logical messages", func() pglogrepl.LSN {
+				{"grant, then logical messages", func() authz.LSN {
 					w.exec(`INSERT INTO company_memberships (user_id, company_id, role) VALUES ('ann', 'acme', 'editor')`)
 					w.exec(`SELECT pg_logical_emit_message(true, 'other-app', 'x')`)
 					w.exec(`SELECT pg_logical_emit_message(false, 'other-app', 'y')`)
 					return w.lsn("pg_current_wal_insert_lsn")
 				}, true},
-				{"revoke, synchronous commit, write position", func() pglogrepl.LSN {
+				{"revoke, synchronous commit, write position", func() authz.LSN {
 					// pg_current_wal_lsn() covers a commit only when the
 					// commit was flushed; the test cluster commits
 					// asynchronously unless told otherwise.
@@ -105,7 +100,7 @@ func TestAwaitAppliedReflectsADirectWrite(t *testing.T) {
 					w.exec(`UPDATE company_memberships SET status = 'inactive' WHERE user_id = 'ann'`)
 					return w.lsn("pg_current_wal_lsn")
 				}, false},
-				{"no membership change at all", func() pglogrepl.LSN {
+				{"no membership change at all", func() authz.LSN {
 					w.exec(`INSERT INTO unrelated VALUES (2)`)
 					return w.lsn("pg_current_wal_insert_lsn")
 				}, false},

@@ -61,7 +61,7 @@ var snapshotNamePattern = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 // returns the position the stream starts from. The exported snapshot lives
 // only until the next command on repl, so it is read before anything else is
 // sent there.
-func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState, temporary bool) (pglogrepl.LSN, error) {
+func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState, temporary bool) (authz.LSN, error) {
 	started := time.Now()
 	if !temporary {
 		if err := st.setSnapshotDone(ctx, false); err != nil {
@@ -76,7 +76,8 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 	if err != nil {
 		return 0, fmt.Errorf("sync: create replication slot %s (is wal_level=logical?): %w", st.slot, err)
 	}
-	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	// The replication protocol answers in text, not a pg_lsn column.
+	start, err := authz.ParseLSN(res.ConsistentPoint)
 	if err != nil {
 		return 0, fmt.Errorf("sync: slot consistent point %q: %w", res.ConsistentPoint, err)
 	}

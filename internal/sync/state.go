@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // pgState is the sync's bookkeeping in the application database (schema
@@ -144,7 +144,7 @@ func (p pgState) setSnapshotDone(ctx context.Context, done bool) error {
 const checkpointRetention = time.Hour
 
 // checkpoint records that every commit up to lsn is in SpiceDB as of token.
-func (p pgState) checkpoint(ctx context.Context, lsn pglogrepl.LSN, token string) error {
+func (p pgState) checkpoint(ctx context.Context, lsn authz.LSN, token string) error {
 	err := p.exec(ctx, `INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, $3)
 		ON CONFLICT (slot, lsn) DO UPDATE SET zed_token = excluded.zed_token, applied_at = now()`,
 		p.slot, lsn.String(), token)
@@ -169,7 +169,7 @@ func (p pgState) pruneCheckpoints(ctx context.Context) error {
 
 // deadLetter records a row the sync could not map; seeing it again only
 // bumps its counters.
-func (p pgState) deadLetter(ctx context.Context, s skippedRow, lsn pglogrepl.LSN) error {
+func (p pgState) deadLetter(ctx context.Context, s skippedRow, lsn authz.LSN) error {
 	data, err := json.Marshal(s.row)
 	if err != nil {
 		return fmt.Errorf("sync: dead letter: %w", err)
@@ -205,32 +205,26 @@ func (p pgState) slotRetention(ctx context.Context) (retained, behind float64, e
 }
 
 // walGeometry reads the server's WAL page and segment size.
-func (p pgState) walGeometry(ctx context.Context) (authz.WALGeometry, error) {
+func (p pgState) walGeometry(ctx context.Context) (wal.Geometry, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	var page, segment int64
-	err := p.pool.QueryRow(ctx, `SELECT current_setting('wal_block_size')::bigint,
-		pg_size_bytes(current_setting('wal_segment_size'))`).Scan(&page, &segment)
+	g, err := wal.ReadGeometry(ctx, p.pool)
 	if err != nil {
-		return authz.WALGeometry{}, fmt.Errorf("sync: read wal geometry: %w: %w", authz.ErrUnavailable, err)
+		return wal.Geometry{}, fmt.Errorf("sync: %w: %w", authz.ErrUnavailable, err)
 	}
-	return authz.WALGeometry{Page: uint64(page), Segment: uint64(segment)}, nil
+	return g, nil
 }
 
 // walInsertEnd is the server's WAL insert position, as the end of the last
-// record written (see authz.WALGeometry.RecordEnd).
-func (p pgState) walInsertEnd(ctx context.Context, g authz.WALGeometry) (pglogrepl.LSN, error) {
+// record written (see wal.Geometry.RecordEnd).
+func (p pgState) walInsertEnd(ctx context.Context, g wal.Geometry) (authz.LSN, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	var pos string
-	if err := p.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("sync: read wal position: %w: %w", authz.ErrUnavailable, err)
-	}
-	lsn, err := authz.ParseLSN(pos)
+	lsn, err := wal.InsertEnd(ctx, p.pool, g)
 	if err != nil {
-		return 0, fmt.Errorf("sync: wal position: %w", err)
+		return 0, fmt.Errorf("sync: %w: %w", authz.ErrUnavailable, err)
 	}
-	return pglogrepl.LSN(g.RecordEnd(lsn)), nil
+	return lsn, nil
 }
 
 // heartbeat writes a little WAL in this database, so that an idle slot sees

@@ -18,15 +18,15 @@ type streamState struct {
 	relations map[uint32]*pglogrepl.RelationMessage
 	// confirmed is the end of the last transaction the target holds, the
 	// only position ever reported to Postgres as flushed.
-	confirmed pglogrepl.LSN
+	confirmed authz.LSN
 	// committed is the end of the last transaction received whole; its
 	// updates may still wait in pending.
-	committed pglogrepl.LSN
+	committed authz.LSN
 	// serverEnd is the newest WAL position a keepalive reported; the
 	// server had sent everything before it.
-	serverEnd pglogrepl.LSN
+	serverEnd authz.LSN
 	// reported is the position last sent to Postgres in a status update.
-	reported pglogrepl.LSN
+	reported authz.LSN
 	// oldestCommit is the commit time of the oldest transaction in pending.
 	oldestCommit time.Time
 	// pendingSince is when the oldest unflushed change arrived.
@@ -36,7 +36,7 @@ type streamState struct {
 	// readyAt is the server's WAL position when the stream began: once it
 	// is confirmed, the target holds every change committed before, and
 	// the sync is ready.
-	readyAt pglogrepl.LSN
+	readyAt authz.LSN
 	began   time.Time
 	// transactions counts transactions received, for the progress log.
 	transactions int64
@@ -75,7 +75,7 @@ func (ss *streamState) markUnflushed() {
 // ctx ends or the stream fails. pgoutput protocol 1 never streams
 // transactions in progress, so every change arrives between its
 // transaction's Begin and Commit.
-func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lock *activeLock, start pglogrepl.LSN) error {
+func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lock *activeLock, start authz.LSN) error {
 	// Read before the stream starts, so it lies past every commit that
 	// returned before: changes made while the snapshot was copied, or the
 	// backlog a resumed slot holds.
@@ -83,7 +83,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 	if err != nil {
 		return err
 	}
-	err = pglogrepl.StartReplication(ctx, repl, st.slot, start, pglogrepl.StartReplicationOptions{
+	err = pglogrepl.StartReplication(ctx, repl, st.slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", s.cfg.Publication)},
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 	s.setApplied(start)
 	s.readyIfCaughtUp(ss)
 	sendStatus := func() error {
-		err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: ss.confirmed})
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(ss.confirmed)})
 		if err == nil {
 			ss.reported = ss.confirmed
 		}
@@ -222,7 +222,7 @@ func (s *Syncer) handle(ctx context.Context, st pgState, ss *streamState, msg pg
 			// Pending changes are left to their flush deadline, which
 			// catches up to this end afterwards: flushing at every keepalive
 			// halved the batches.
-			ss.serverEnd = max(ss.serverEnd, ka.ServerWALEnd)
+			ss.serverEnd = max(ss.serverEnd, authz.LSN(ka.ServerWALEnd))
 			if ss.catchUp() {
 				s.publishConfirmed(ss)
 			}
@@ -268,7 +268,7 @@ func (s *Syncer) handleLogical(ctx context.Context, st pgState, ss *streamState,
 	case *pglogrepl.CommitMessage:
 		ss.inTx = false
 		ss.markUnflushed()
-		ss.committed = m.TransactionEndLSN
+		ss.committed = authz.LSN(m.TransactionEndLSN)
 		ss.transactions++
 		s.metrics.transactions.Inc()
 		if len(ss.pending) >= maxBatch {
@@ -401,12 +401,12 @@ type streamProgress struct {
 	logger       *slog.Logger
 	next         time.Time
 	transactions int64
-	confirmed    pglogrepl.LSN
+	confirmed    authz.LSN
 }
 
 const streamLogEvery = time.Minute
 
-func newStreamProgress(logger *slog.Logger, start pglogrepl.LSN) *streamProgress {
+func newStreamProgress(logger *slog.Logger, start authz.LSN) *streamProgress {
 	return &streamProgress{logger: logger, next: time.Now().Add(streamLogEvery), confirmed: start}
 }
 

@@ -11,12 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // Target is the relationship index the sync keeps up to date (SpiceDB).
@@ -127,9 +127,9 @@ type Syncer struct {
 	// applied is the position up to which every transaction is in the
 	// target; appliedWake, while someone waits in AwaitApplied, is closed
 	// and dropped when applied advances. wal reads waiters' positions.
-	applied     pglogrepl.LSN
+	applied     authz.LSN
 	appliedWake chan struct{}
-	wal         authz.WALGeometry
+	wal         wal.Geometry
 	state       pgState
 	// lastPrune is when the active sync last pruned old checkpoints.
 	lastPrune time.Time
@@ -250,7 +250,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 // prepare decides where the stream starts: from the persistent slot when it
 // exists, is healthy and finished its snapshot; otherwise from a new slot
 // after a fresh snapshot and a reconcile.
-func (s *Syncer) prepare(ctx context.Context, repl *pgconn.PgConn, st pgState) (pglogrepl.LSN, error) {
+func (s *Syncer) prepare(ctx context.Context, repl *pgconn.PgConn, st pgState) (authz.LSN, error) {
 	if !s.cfg.Persistent {
 		return s.freshStart(ctx, repl, st, true)
 	}
@@ -350,7 +350,7 @@ func opName(op authz.Op) string {
 
 // skip records rows that could not be mapped: logged, counted and kept in
 // the dead-letter table, never allowed to stop the sync.
-func (s *Syncer) skip(ctx context.Context, rows []skippedRow, lsn pglogrepl.LSN) {
+func (s *Syncer) skip(ctx context.Context, rows []skippedRow, lsn authz.LSN) {
 	for _, r := range rows {
 		s.metrics.skipped.WithLabelValues(r.table).Inc()
 		s.cfg.Logger.Warn("sync: row skipped", "table", r.table, "id", r.row["id"], "reason", r.err.Error())

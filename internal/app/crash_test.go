@@ -266,7 +266,7 @@ func status(addr string) int {
 
 func waitStatus(t *testing.T, addr string, want int, bound time.Duration) {
 	t.Helper()
-	eventually(t, bound, func() error {
+	testutil.Eventually(t, bound, func() error {
 		if got := status(addr); got != want {
 			return fmt.Errorf("%s/readyz = %d, want %d", addr, got, want)
 		}

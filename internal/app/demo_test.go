@@ -64,7 +64,7 @@ func TestDemoPrintsCommandsThatAnswerAsPrinted(t *testing.T) {
 			t.Errorf("demo returned %v", err)
 		}
 	}()
-	eventually(t, 2*time.Minute, func() error {
+	testutil.Eventually(t, 2*time.Minute, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("demo ended early: %v\n%s", err, out.String())

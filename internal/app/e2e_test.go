@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/devenv"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // syncBound is how long a committed change may take to reach a check.
@@ -41,7 +42,7 @@ type expectation struct {
 func (s *stack) expect(t *testing.T, exps ...expectation) {
 	t.Helper()
 	for _, e := range exps {
-		eventually(t, syncBound, func() error {
+		testutil.Eventually(t, syncBound, func() error {
 			if got := s.check(e.user, e.perm, e.company); got != e.want {
 				return fmt.Errorf("%s %s on %s = %v, want %v", e.user, e.perm, e.company, got, e.want)
 			}

@@ -64,7 +64,7 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- s.Run(sctx) }()
-		eventually(t, time.Minute, func() error {
+		testutil.Eventually(t, time.Minute, func() error {
 			if !s.Ready() {
 				return fmt.Errorf("sync not ready")
 			}
@@ -91,7 +91,7 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 	}
 
 	defer runSync()()
-	eventually(t, time.Minute, func() error {
+	testutil.Eventually(t, time.Minute, func() error {
 		if err := f.Poll(ctx, st, slot, logger); err != nil {
 			return err
 		}

@@ -390,21 +390,3 @@ func (s *stack) companies(user, perm string, pageSize int) []string {
 }
 
 var errNotYet = errors.New("not yet")
-
-// eventually polls cond until it returns nil, failing the test with the
-// last error after timeout. The sync applies changes asynchronously; the
-// bound says how late is too late.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}

@@ -97,7 +97,7 @@ func (p staleProbe) revokeBehindStalledSync(revoke func()) {
 // recovers requires the deny once the sync is back, and no 503 after it.
 func (p staleProbe) recovers() {
 	p.t.Helper()
-	eventually(p.t, time.Minute, func() error {
+	testutil.Eventually(p.t, time.Minute, func() error {
 		if code, allowed := p.ask(); code != http.StatusOK || allowed {
 			return fmt.Errorf("status %d, allowed %v; want the deny", code, allowed)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // tokenSeed is one company, its child, and eve, an editor there whose
@@ -99,7 +100,7 @@ func (s *stack) awaitFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, base := range s.baseURLs {
-		eventually(t, time.Minute, func() error {
+		testutil.Eventually(t, time.Minute, func() error {
 			floor, err := metric(base, "tenantgate_gateway_floor_lsn")
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 func TestJWKSURLMustBeHTTPSUnlessLoopback(t *testing.T) {
@@ -223,13 +224,12 @@ func unknownKIDToken(body string) string {
 // waitUntil polls cond until it holds, failing after timeout.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
+	testutil.Eventually(t, timeout, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New(what)
+	})
 }
 
 func TestUnknownKIDFlood(t *testing.T) {

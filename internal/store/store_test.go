@@ -680,15 +680,12 @@ func connect(t *testing.T, dbURL string) *pgx.Conn {
 // waitFor polls cond until it holds, failing t after ten seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if cond() {
+			return nil
 		}
-		<-tick.C
-	}
+		return fmt.Errorf("waiting for %s", what)
+	})
 }
 
 func stringsOf[T ~string](values []T) []string {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // awaitBound is how long a write made straight to Postgres may take to be
@@ -150,7 +151,7 @@ func TestSlotConfirmsPromptly(t *testing.T) {
 		w.exec(`INSERT INTO unrelated VALUES (1)`)
 		lsn := w.lsn("pg_current_wal_lsn")
 		started := time.Now()
-		poll(t, awaitBound, func() error {
+		testutil.Eventually(t, awaitBound, func() error {
 			var confirmed bool
 			err := e.db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2`,
 				lsn.String(), cfg.Slot).Scan(&confirmed)

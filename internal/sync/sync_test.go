@@ -106,7 +106,7 @@ func (r *running) stop() {
 
 func (e *env) waitReady(r *running) {
 	e.t.Helper()
-	poll(e.t, time.Minute, func() error {
+	testutil.Eventually(e.t, time.Minute, func() error {
 		select {
 		case err := <-r.done:
 			r.done <- err // for stop, which the cleanup still calls
@@ -125,21 +125,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-func poll(t *testing.T, bound time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", bound, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (e *env) expected() map[authz.Relationship]bool {
@@ -162,7 +147,7 @@ func actual(t *testing.T, target membersync.Target) map[authz.Relationship]bool 
 
 func (e *env) waitConverged(target membersync.Target) {
 	e.t.Helper()
-	poll(e.t, convergeBound, func() error {
+	testutil.Eventually(e.t, convergeBound, func() error {
 		if d := testutil.DiffRelationships(e.expected(), actual(e.t, target)); d != "" {
 			return fmt.Errorf("spicedb differs from postgres: %s", d)
 		}
@@ -298,7 +283,7 @@ func TestStartsOverWhenSlotIsLost(t *testing.T) {
 	// WAL of an unpublished table, then checkpoints, until the server gives
 	// the slot up.
 	e.exec(`CREATE TABLE filler (x text)`)
-	poll(t, time.Minute, func() error {
+	testutil.Eventually(t, time.Minute, func() error {
 		e.exec(`INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 10000)`)
 		e.exec(`SELECT pg_switch_wal()`)
 		e.exec(`CHECKPOINT`)
@@ -328,7 +313,7 @@ func TestSlotWALRetentionIsExposed(t *testing.T) {
 	r := e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.exec(`UPDATE company_memberships SET role = 'viewer'`)
-	poll(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if v := metricValue(t, r.reg, "tenantgate_sync_slot_retained_wal_bytes"); v <= 0 {
 			return fmt.Errorf("tenantgate_sync_slot_retained_wal_bytes = %v", v)
 		}

@@ -380,11 +380,10 @@ func checkAliceViews(t *testing.T, client *authzed.Client, consistency *v1.Consi
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+	Eventually(t, 10*time.Second, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("condition not met")
+	})
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,8 +12,8 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/store"
-	membersync "github.com/tenantgate/tenantgate/internal/sync"
 )
 
 // syncFollower tracks the progress of a sync running in another process
@@ -130,7 +130,7 @@ type slotFreshness struct {
 	// wake tells run that a first waiter arrived.
 	wake chan struct{}
 
-	mu      stdsync.Mutex
+	mu      sync.Mutex
 	waiters map[*lsnWaiter]struct{}
 	// lastErr is the error of the last poll, for waiters that give up.
 	lastErr error
@@ -240,7 +240,7 @@ func (f *slotFreshness) poll(ctx context.Context) {
 // syncerFreshness serves LSN consistency tokens from the sync running in
 // this process (embedded SpiceDB), which wakes its waiters as it advances.
 type syncerFreshness struct {
-	syncer *membersync.Syncer
+	syncer *mirror.Syncer
 }
 
 // AwaitLSN implements gateway.Freshness.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	stdsync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +13,9 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	"github.com/tenantgate/tenantgate/internal/store"
-	membersync "github.com/tenantgate/tenantgate/internal/sync"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -57,7 +57,7 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 
 	runSync := func() (stop func()) {
 		t.Helper()
-		s, err := membersync.New(membersync.Config{DatabaseURL: dbURL, Persistent: true, Slot: slot, Logger: logger}, target)
+		s, err := mirror.New(mirror.Config{DatabaseURL: dbURL, Persistent: true, Slot: slot, Logger: logger}, target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestLSNWaitsShareOnePoller(t *testing.T) {
 	}
 	began := time.Now()
 	errs := make([]error, readers)
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	for i := range readers {
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)

@@ -16,9 +16,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
-	membersync "github.com/tenantgate/tenantgate/internal/sync"
 )
 
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
@@ -43,7 +43,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// Reads without a consistency token of their own are made at least as
 	// fresh as the last change the sync applied: the sync in this process
 	// with embedded SpiceDB, the sync's checkpoints otherwise.
-	var syncer *membersync.Syncer
+	var syncer *mirror.Syncer
 	follower := &syncFollower{}
 	floor, floorLSN := follower.token, follower.floor
 	if cfg.SpiceDBEndpoint == "" {

@@ -3,7 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +47,7 @@ type changeSample struct {
 type staleness struct {
 	max time.Duration
 
-	mu stdsync.Mutex
+	mu sync.Mutex
 	// pending are the samples whose change count moved and that the sync
 	// has not covered yet, oldest first.
 	pending []changeSample

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
-	membersync "github.com/tenantgate/tenantgate/internal/sync"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 )
 
 // Sync runs the membership sync as a job of its own, for a SpiceDB that
@@ -64,8 +64,8 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // newSyncer configures the sync; persistent selects a named slot resumed
 // across runs (a SpiceDB that outlives the process) over a temporary one.
-func newSyncer(cfg Config, persistent bool, logger *slog.Logger, reg prometheus.Registerer, target membersync.Target) (*membersync.Syncer, error) {
-	return membersync.New(membersync.Config{
+func newSyncer(cfg Config, persistent bool, logger *slog.Logger, reg prometheus.Registerer, target mirror.Target) (*mirror.Syncer, error) {
+	return mirror.New(mirror.Config{
 		DatabaseURL:       cfg.DatabaseURL,
 		Persistent:        persistent,
 		Slot:              cfg.SyncSlot,
@@ -76,7 +76,7 @@ func newSyncer(cfg Config, persistent bool, logger *slog.Logger, reg prometheus.
 	}, target)
 }
 
-func reconcileOnce(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger) error {
+func reconcileOnce(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) error {
 	res, err := syncer.ReconcileNow(ctx)
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ const (
 // runSync keeps the sync running until ctx ends. A failed run is retried
 // with a fresh snapshot, which also removes whatever changed while it was
 // down, so a retry can never leave stale access behind.
-func runSync(ctx context.Context, syncer *membersync.Syncer, logger *slog.Logger) {
+func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
 	// Jittered, so that replicas that failed together do not retry
 	// together.
 	retry := &backoff.ExponentialBackOff{InitialInterval: syncRetryMin, RandomizationFactor: 0.5,

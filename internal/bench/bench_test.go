@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,7 +251,7 @@ func benchImport(ctx context.Context, b *testing.B, c *cluster, app *appDB, stre
 	loaded := make([]uint64, len(parts))
 	before := m.sample()
 	b.StartTimer()
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	for i, part := range parts {
 		size := chunk
 		if size <= 0 {
@@ -549,7 +549,7 @@ func benchBurst(ctx context.Context, b *testing.B, c *cluster, app *appDB, res *
 	b.StartTimer()
 	began := time.Now()
 	var next atomic.Int64
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	errs := make([]error, cfg.writers)
 	for w := range cfg.writers {
 		wg.Go(func() {
@@ -885,7 +885,7 @@ func benchWriteShapes(ctx context.Context, b *testing.B, c *cluster, app *appDB,
 		requests := slices.Collect(slices.Chunk(forward, shape.size))
 		lat := make([]time.Duration, len(requests))
 		var next atomic.Int64
-		var wg stdsync.WaitGroup
+		var wg sync.WaitGroup
 		errs := make([]error, shape.concurrent)
 		b.StartTimer()
 		began := time.Now()

@@ -1,7 +1,7 @@
 // Package wal reads where PostgreSQL's write-ahead log stands: the server's
 // WAL geometry (page and segment size), its insert position, and that
 // position as the end of the last record written. internal/store (a
-// gateway's view of a sync in another process) and internal/sync (the sync
+// gateway's view of a sync in another process) and internal/mirror (the sync
 // itself) both wait for positions read after commits, and both read them
 // here, so they agree on which WAL a position covers.
 package wal

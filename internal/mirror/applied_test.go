@@ -1,4 +1,4 @@
-package sync_test
+package mirror_test
 
 import (
 	"context"

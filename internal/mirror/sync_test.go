@@ -1,4 +1,4 @@
-package sync_test
+package mirror_test
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	"github.com/tenantgate/tenantgate/internal/store"
-	membersync "github.com/tenantgate/tenantgate/internal/sync"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -65,14 +65,14 @@ func (e *env) exec(sql string, args ...any) {
 
 // running is a Syncer running in the background.
 type running struct {
-	syncer *membersync.Syncer
+	syncer *mirror.Syncer
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func (e *env) config() membersync.Config {
-	return membersync.Config{
+func (e *env) config() mirror.Config {
+	return mirror.Config{
 		DatabaseURL:       e.dbURL,
 		Persistent:        true,
 		Slot:              "test_slot",
@@ -83,11 +83,11 @@ func (e *env) config() membersync.Config {
 	}
 }
 
-func (e *env) start(cfg membersync.Config, target membersync.Target) *running {
+func (e *env) start(cfg mirror.Config, target mirror.Target) *running {
 	e.t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
-	s, err := membersync.New(cfg, target)
+	s, err := mirror.New(cfg, target)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func (e *env) expected() map[authz.Relationship]bool {
 	return want
 }
 
-func actual(t *testing.T, target membersync.Target) map[authz.Relationship]bool {
+func actual(t *testing.T, target mirror.Target) map[authz.Relationship]bool {
 	t.Helper()
 	got, err := testutil.ActualRelationships(context.Background(), target)
 	if err != nil {
@@ -145,7 +145,7 @@ func actual(t *testing.T, target membersync.Target) map[authz.Relationship]bool 
 	return got
 }
 
-func (e *env) waitConverged(target membersync.Target) {
+func (e *env) waitConverged(target mirror.Target) {
 	e.t.Helper()
 	testutil.Eventually(e.t, convergeBound, func() error {
 		if d := testutil.DiffRelationships(e.expected(), actual(e.t, target)); d != "" {
@@ -449,7 +449,7 @@ func TestReconcileRepairsDriftAndReports(t *testing.T) {
 
 	// The request goes to the running sync, which does the work between
 	// stream messages.
-	requester, err := membersync.New(cfg, e.target)
+	requester, err := mirror.New(cfg, e.target)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sync
+package mirror
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +122,7 @@ type Syncer struct {
 	metrics *metrics
 
 	ready atomic.Bool
-	mu    stdsync.Mutex
+	mu    sync.Mutex
 	token string
 	// applied is the position up to which every transaction is in the
 	// target; appliedWake, while someone waits in AwaitApplied, is closed
@@ -235,7 +235,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	// The background loop uses the pool and the slot: it must have ended
 	// before Run's deferred closes, whatever the stream's outcome.
 	bgCtx, stopBackground := context.WithCancel(ctx)
-	var background stdsync.WaitGroup
+	var background sync.WaitGroup
 	background.Go(func() { s.background(bgCtx, st) })
 	err = s.stream(ctx, repl, st, lock, start)
 	stopBackground()

@@ -1,4 +1,4 @@
-// Package sync mirrors the application's companies and memberships from
+// Package mirror mirrors the application's companies and memberships from
 // PostgreSQL into SpiceDB: a consistent snapshot read inside the snapshot a
 // new logical replication slot exports, then the slot's change stream
 // (pgoutput), so that no change falls between the two.
@@ -13,4 +13,4 @@
 // returns a ZedToken covering it. The sync confirms positions to Postgres as
 // soon as they advance, so a gateway in another process can tell the same
 // from the slot's confirmed position and the checkpoints.
-package sync
+package mirror

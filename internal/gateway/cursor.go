@@ -25,10 +25,12 @@ func encodeCursor(p authz.Permission, backend string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor returns the Authorizer's cursor inside a client cursor that
-// was issued for permission p.
+// decodeCursor returns the Authorizer's cursor inside a client cursor for
+// permission p. Cursors are not signed: one a client makes up names a
+// position in its own listing, which grants nothing, so what is checked is
+// only its form and its permission.
 func decodeCursor(s string, p authz.Permission) (string, error) {
-	invalid := fmt.Errorf("%w: cursor is not one this service issued", authz.ErrInvalid)
+	invalid := fmt.Errorf("%w: malformed cursor: pass next_cursor from the previous page as it is", authz.ErrInvalid)
 	if len(s) > maxCursorBytes {
 		return "", invalid
 	}

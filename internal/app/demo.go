@@ -225,9 +225,6 @@ func curlCommand(base, token string, req demoRequest) string {
 	return b.String()
 }
 
-// demoCall makes the request the printed command makes and returns the
-// answer in one line, without the consistency token (it changes with every
-// write, so a later run of the command prints another).
 // demoCall makes req and returns its answer in one line: the JSON body
 // without what differs between calls (consistency token, request ID),
 // preceded by the status when it is not 200. Another status than want is an

@@ -129,7 +129,7 @@ func (p *Postgres) create(ctx context.Context) error {
 		return fmt.Errorf("write postgresql.conf: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		if p.port, err = freePort(); err != nil {
+		if p.port, err = FreePort(); err != nil {
 			return err
 		}
 		err = p.startServer(ctx)
@@ -199,7 +199,7 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name, template string) er
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	defer conn.Close(ctx)
-	return createDatabase(ctx, conn, name, template)
+	return CreateDatabase(ctx, conn, name, template)
 }
 
 func (p *Postgres) dataDir() string { return filepath.Join(p.dir, "data") }
@@ -268,7 +268,7 @@ func (p *Postgres) run(ctx context.Context, name string, args ...string) error {
 	// output pipe, Wait must not hang on it.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", name, err, tail(out.Bytes(), logTailBytes))
+		return fmt.Errorf("%s: %w\n%s", name, err, Tail(out.Bytes(), logTailBytes))
 	}
 	return nil
 }
@@ -278,7 +278,7 @@ func (p *Postgres) logTail() string {
 	if err != nil {
 		return fmt.Sprintf("(no server log: %v)", err)
 	}
-	return tail(data, logTailBytes)
+	return Tail(data, logTailBytes)
 }
 
 // serverCredential is nil unless we are root, which initdb refuses to run as.
@@ -301,7 +301,8 @@ func serverCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 }
 
-func freePort() (int, error) {
+// FreePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
@@ -324,24 +325,27 @@ func confString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-func tail(data []byte, n int) string {
+// Tail is the last n bytes of data, as text: what an error quotes of a
+// process's output.
+func Tail(data []byte, n int) string {
 	if len(data) > n {
 		data = data[len(data)-n:]
 	}
 	return string(data)
 }
 
-// execer is what createDatabase needs of a connection or a pool.
-type execer interface {
+// Execer is what CreateDatabase needs of a connection or a pool.
+type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// createDatabase runs CREATE DATABASE, which must not run in a transaction;
-// pgx sends an Exec without arguments as a simple query, outside any.
-func createDatabase(ctx context.Context, db execer, name, template string) error {
-	stmt := "create database " + quoteIdent(name)
+// CreateDatabase runs CREATE DATABASE name (from template, unless it is
+// empty), which must not run in a transaction; pgx sends an Exec without
+// arguments as a simple query, outside any.
+func CreateDatabase(ctx context.Context, db Execer, name, template string) error {
+	stmt := "create database " + QuoteIdent(name)
 	if template != "" {
-		stmt += " template " + quoteIdent(template)
+		stmt += " template " + QuoteIdent(template)
 	}
 	if _, err := db.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
@@ -349,7 +353,8 @@ func createDatabase(ctx context.Context, db execer, name, template string) error
 	return nil
 }
 
-func quoteIdent(name string) string {
+// QuoteIdent quotes name as an SQL identifier.
+func QuoteIdent(name string) string {
 	return pgx.Identifier{name}.Sanitize()
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/devenv"
 )
 
 const (
@@ -132,7 +134,7 @@ func spicedbVersion(ctx context.Context, root string) (version string, local boo
 		if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
 			stderr = exitErr.Stderr
 		}
-		return "", false, fmt.Errorf("go list -m %s: %w\n%s", spicedbModule, err, tail(stderr, buildOutputBytes))
+		return "", false, fmt.Errorf("go list -m %s: %w\n%s", spicedbModule, err, devenv.Tail(stderr, buildOutputBytes))
 	}
 	version, replace, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	switch {
@@ -183,7 +185,7 @@ func goBuild(ctx context.Context, root, pkg, out string) (string, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (after %v)", context.Cause(ctx), time.Since(began).Round(time.Second))
 		}
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, tail(output.Bytes(), buildOutputBytes))
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, devenv.Tail(output.Bytes(), buildOutputBytes))
 	}
 	return out, nil
 }

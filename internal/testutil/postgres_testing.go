@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -185,7 +184,7 @@ func startTestServer(ctx context.Context) (*testServer, error) {
 }
 
 func (s *testServer) createTemplate(ctx context.Context) error {
-	if err := createDatabase(ctx, s.admin, s.template, "template0"); err != nil {
+	if err := devenv.CreateDatabase(ctx, s.admin, s.template, "template0"); err != nil {
 		return fmt.Errorf("template database: %w", err)
 	}
 	if err := store.Migrate(ctx, s.databaseURL(s.template), nil); err != nil {
@@ -194,7 +193,7 @@ func (s *testServer) createTemplate(ctx context.Context) error {
 	// Nobody may connect to it any more: CREATE DATABASE refuses to copy a
 	// database that has sessions. (As its owner we may copy it without
 	// marking it a template, which would also make it harder to drop.)
-	if _, err := s.admin.Exec(ctx, "alter database "+quoteIdent(s.template)+" with allow_connections false"); err != nil {
+	if _, err := s.admin.Exec(ctx, "alter database "+devenv.QuoteIdent(s.template)+" with allow_connections false"); err != nil {
 		return fmt.Errorf("template database: %w", err)
 	}
 	return nil
@@ -205,7 +204,7 @@ func (s *testServer) newDatabase(tb testing.TB, template string) string {
 	name := "tenantgate_test_" + randomSuffix()
 	ctx, cancel := context.WithTimeout(tb.Context(), testPostgresTimeout)
 	defer cancel()
-	if err := createDatabase(ctx, s.admin, name, template); err != nil {
+	if err := devenv.CreateDatabase(ctx, s.admin, name, template); err != nil {
 		tb.Fatalf("testutil: %v", err)
 	}
 	tb.Cleanup(func() {
@@ -226,7 +225,7 @@ func (s *testServer) newDatabase(tb testing.TB, template string) string {
 // its walsender is ended and the drop tried again, until ctx ends.
 func (s *testServer) dropDatabase(ctx context.Context, name string) error {
 	for {
-		_, err := s.admin.Exec(ctx, "drop database if exists "+quoteIdent(name)+" with (force)")
+		_, err := s.admin.Exec(ctx, "drop database if exists "+devenv.QuoteIdent(name)+" with (force)")
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
 			return err
@@ -256,7 +255,7 @@ func (s *testServer) close(ctx context.Context) error {
 	if s.admin == nil {
 		return nil
 	}
-	if _, err := s.admin.Exec(ctx, "drop database if exists "+quoteIdent(s.template)+" with (force)"); err != nil {
+	if _, err := s.admin.Exec(ctx, "drop database if exists "+devenv.QuoteIdent(s.template)+" with (force)"); err != nil {
 		return fmt.Errorf("drop template database %s: %w", s.template, err)
 	}
 	return nil
@@ -270,21 +269,4 @@ func (s *testServer) databaseURL(name string) string {
 
 func randomSuffix() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
-}
-
-// createDatabase runs CREATE DATABASE, which must not run in a transaction;
-// pgx sends an Exec without arguments as a simple query, outside any.
-func createDatabase(ctx context.Context, db *pgxpool.Pool, name, template string) error {
-	stmt := "create database " + quoteIdent(name)
-	if template != "" {
-		stmt += " template " + quoteIdent(template)
-	}
-	if _, err := db.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
-}
-
-func quoteIdent(name string) string {
-	return pgx.Identifier{name}.Sanitize()
 }

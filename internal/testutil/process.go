@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/devenv"
 )
 
 // processStopGrace is how long Stop waits after SIGTERM before SIGKILL, when
@@ -154,7 +156,7 @@ func (p *Process) Output() string {
 	if err != nil {
 		return fmt.Sprintf("(no output: %v)", err)
 	}
-	return tail(data, logTailBytes)
+	return devenv.Tail(data, logTailBytes)
 }
 
 func (p *Process) String() string {

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tenantgate/tenantgate/internal/devenv"
 )
 
 const (
@@ -98,7 +100,7 @@ func (s *SpiceDB) create(ctx context.Context) error {
 	defer s.mu.Unlock()
 	for attempt := 1; ; attempt++ {
 		var err error
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = devenv.FreePort(); err != nil {
 			return err
 		}
 		output, err := s.startLocked(ctx)
@@ -122,7 +124,7 @@ func (s *SpiceDB) migrate(ctx context.Context) error {
 		"--log-level=warn", "--log-format=json", "--skip-release-check")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("spicedb datastore migrate: %w\n%s", err, tail(out, logTailBytes))
+		return fmt.Errorf("spicedb datastore migrate: %w\n%s", err, devenv.Tail(out, logTailBytes))
 	}
 	return nil
 }
@@ -139,7 +141,7 @@ func (s *SpiceDB) Output() string {
 	if err != nil {
 		return fmt.Sprintf("(no server log: %v)", err)
 	}
-	return tail(data, logTailBytes)
+	return devenv.Tail(data, logTailBytes)
 }
 
 // Start starts a stopped or killed server again, on the same port and

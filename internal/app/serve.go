@@ -40,12 +40,14 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)
 
-	// Reads without a consistency token of their own are made at least as
-	// fresh as the last change the sync applied: the sync in this process
-	// with embedded SpiceDB, the sync's checkpoints otherwise.
+	// The floor: reads without a consistency token of their own are made at
+	// least as fresh as the last change the sync applied, as the sync in
+	// this process says with embedded SpiceDB, its checkpoints otherwise.
 	var syncer *mirror.Syncer
-	follower := &syncFollower{}
-	floor, floorLSN := follower.token, follower.floor
+	// applied reads the sync's bookkeeping, for a sync in another process.
+	applied := mirror.NewAppliedReader(st.Pool(), cfg.SyncSlot)
+	follower := mirror.NewFollower(applied)
+	floor, floorLSN := follower.Floor, follower.FloorLSN
 	if cfg.SpiceDBEndpoint == "" {
 		floor = func() string { return syncer.LatestToken() }
 		floorLSN = func() authz.LSN { return syncer.Applied() }
@@ -55,7 +57,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Name: "tenantgate_gateway_floor_lsn",
 		Help: "WAL position of the application database that every read of this gateway reflects at least; far behind pg_current_wal_lsn() means the sync, or this gateway's view of it, lags, and reads without a consistency token may be that old.",
 	}, func() float64 { return float64(floorLSN()) }))
-	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFreshnessFloor(floor))
+	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFloor(floor))
 	if err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	var ready func() bool
 	// Reads carrying a write's WAL position wait for the sync to apply it.
-	var freshness gateway.Freshness
+	var waits gateway.AppliedWaiter
 	// progress tells the staleness bound how far the sync has applied.
 	var progress syncProgress
 	// loops run beside the server until it stops; they start once nothing
@@ -77,24 +79,24 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return err
 		}
 		ready = syncer.Ready
-		freshness = syncerFreshness{syncer: syncer}
+		waits = syncer
 		progress = func(context.Context) (func(authz.LSN) bool, error) {
 			return syncer.Covers, nil
 		}
 		loops = append(loops, func(ctx context.Context) { runSync(ctx, syncer, logger) })
 	} else {
-		ready = follower.ready
-		waits, err := newSlotFreshness(st, cfg.SyncSlot, appliedPollInterval, reg)
+		ready = follower.Ready
+		slotWaits, err := mirror.NewSlotWaits(applied, mirror.WaitPollInterval, reg)
 		if err != nil {
 			return err
 		}
-		freshness = waits
+		waits = slotWaits
 		progress = func(ctx context.Context) (func(authz.LSN) bool, error) {
-			a, err := st.SyncApplied(ctx, cfg.SyncSlot)
+			a, err := applied.Applied(ctx)
 			return a.Covers, err
 		}
-		loops = append(loops, waits.run, func(ctx context.Context) {
-			follower.follow(ctx, st, cfg.SyncSlot, cfg.SyncPollInterval, logger)
+		loops = append(loops, slotWaits.Run, func(ctx context.Context) {
+			follower.Follow(ctx, cfg.SyncPollInterval, logger)
 		})
 	}
 
@@ -122,7 +124,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}))
 	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait}, gateway.Deps{
 		Authn: verifier, Authz: sdb, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
-		Freshness: &pastPositions{Freshness: freshness, store: st}, Stale: stale.Stale,
+		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
 	})
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/store"
 )
 
-// The freshness floor makes every read reflect what the sync has applied,
+// The floor makes every read reflect what the sync has applied,
 // but nothing makes the sync apply: a sync that died, or a stream that
 // stalls, would leave the gateway answering from a frozen mirror, and a
 // membership revoked in Postgres allowed for as long as that lasts. The

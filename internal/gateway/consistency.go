@@ -10,7 +10,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// ErrPositionAhead is what a Freshness answers for a WAL position the
+// ErrPositionAhead is what an AppliedWaiter answers for a WAL position the
 // database has not reached. Unlike every other failure to wait it is the
 // caller's mistake (400): no write answered with it, and waiting would only
 // hold the request for the whole ConsistencyWait.
@@ -92,12 +92,12 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	if err != nil || !isLSN {
 		return authz.Consistency{AtLeastAsFresh: token}, err
 	}
-	if g.freshness == nil {
+	if g.waits == nil {
 		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s is a WAL position, and this gateway follows no sync that could apply it", authz.ErrUnavailable, token)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ConsistencyWait)
 	defer cancel()
-	zed, err := g.freshness.AwaitLSN(ctx, lsn)
+	zed, err := g.waits.AwaitApplied(ctx, lsn)
 	if err == nil && zed == "" {
 		err = fmt.Errorf("no ZedToken for it")
 	}

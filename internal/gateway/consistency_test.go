@@ -13,10 +13,10 @@ import (
 	"github.com/tenantgate/tenantgate/internal/gateway"
 )
 
-// fakeFreshness stands for the sync. With neither token, err nor
+// fakeWaiter stands for the sync. With neither token, err nor
 // emptyToken set it never sees the position applied and waits until its
 // context ends, as a stuck sync would.
-type fakeFreshness struct {
+type fakeWaiter struct {
 	token      string
 	err        error
 	emptyToken bool
@@ -26,7 +26,7 @@ type fakeFreshness struct {
 	deadlines []time.Duration
 }
 
-func (f *fakeFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, error) {
+func (f *fakeWaiter) AwaitApplied(ctx context.Context, lsn authz.LSN) (string, error) {
 	f.mu.Lock()
 	f.asked = append(f.asked, lsn.String())
 	if d, ok := ctx.Deadline(); ok {
@@ -45,16 +45,16 @@ func (f *fakeFreshness) AwaitLSN(ctx context.Context, lsn authz.LSN) (string, er
 	return f.token, nil
 }
 
-func (f *fakeFreshness) lsns() []string {
+func (f *fakeWaiter) lsns() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.asked...)
 }
 
-// newFreshnessEnv is newEnv with fresh as the gateway's Freshness (nil:
+// newWaitsEnv is newEnv with fresh as the gateway's Waits (nil:
 // none). Everything alice could ask is allowed, so a read answered without
 // waiting would show as allowed:true.
-func newFreshnessEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness) *env {
+func newWaitsEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter) *env {
 	t.Helper()
 	return buildEnv(t, cfg, fresh, func(e *env) {
 		for _, p := range authz.Permissions {
@@ -112,8 +112,8 @@ func TestConsistencyTokenKinds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, read := range tokenReads(tt.token) {
 				t.Run(read.name, func(t *testing.T) {
-					fresh := &fakeFreshness{token: applied}
-					e := newFreshnessEnv(t, gateway.Config{}, fresh)
+					fresh := &fakeWaiter{token: applied}
+					e := newWaitsEnv(t, gateway.Config{}, fresh)
 					rec := e.do(read.method, read.target, read.body, read.opts...)
 					if tt.wantStatus != 0 {
 						wantStatus(t, rec, tt.wantStatus)
@@ -148,20 +148,20 @@ func TestLSNTokenNotAppliedInTimeIs503(t *testing.T) {
 	const wait = 150 * time.Millisecond
 	tests := []struct {
 		name  string
-		fresh gateway.Freshness
+		fresh gateway.AppliedWaiter
 	}{
-		{"the sync never gets there", &fakeFreshness{}},
+		{"the sync never gets there", &fakeWaiter{}},
 		{"no sync to wait for", nil},
 		// The sync's state could not be read: an error of any kind is 503,
 		// never the caller's fault.
-		{"freshness fails", &fakeFreshness{err: fmt.Errorf("%w: bad slot name", authz.ErrInvalid)}},
-		{"freshness answers without a token", &fakeFreshness{emptyToken: true}},
+		{"the wait fails", &fakeWaiter{err: fmt.Errorf("%w: bad slot name", authz.ErrInvalid)}},
+		{"the wait answers without a token", &fakeWaiter{emptyToken: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, read := range tokenReads("0/16B3748") {
 				t.Run(read.name, func(t *testing.T) {
-					e := newFreshnessEnv(t, gateway.Config{ConsistencyWait: wait}, tt.fresh)
+					e := newWaitsEnv(t, gateway.Config{ConsistencyWait: wait}, tt.fresh)
 					started := time.Now()
 					// do checks the problem document and that it holds no
 					// allowed:true.
@@ -174,7 +174,7 @@ func TestLSNTokenNotAppliedInTimeIs503(t *testing.T) {
 					if e.authz.calls() != 0 {
 						t.Errorf("the authorizer was asked %d times before the write was applied", e.authz.calls())
 					}
-					if f, ok := tt.fresh.(*fakeFreshness); ok && f.token == "" && f.err == nil && !f.emptyToken {
+					if f, ok := tt.fresh.(*fakeWaiter); ok && f.token == "" && f.err == nil && !f.emptyToken {
 						if elapsed < wait || elapsed > wait+2*time.Second {
 							t.Errorf("answered after %v, want about %v", elapsed, wait)
 						}
@@ -186,8 +186,8 @@ func TestLSNTokenNotAppliedInTimeIs503(t *testing.T) {
 }
 
 func TestLSNWaitIsBoundedByConsistencyWait(t *testing.T) {
-	fresh := &fakeFreshness{token: "zed-applied"}
-	e := newFreshnessEnv(t, gateway.Config{ConsistencyWait: 2 * time.Second}, fresh)
+	fresh := &fakeWaiter{token: "zed-applied"}
+	e := newWaitsEnv(t, gateway.Config{ConsistencyWait: 2 * time.Second}, fresh)
 	wantStatus(t, e.do("POST", "/v1/check", `{"permission":"read","company":"a","consistency_token":"0/1"}`), http.StatusOK)
 	if len(fresh.deadlines) != 1 || fresh.deadlines[0] > 2*time.Second || fresh.deadlines[0] < time.Second {
 		t.Errorf("wait deadlines %v, want one of about 2s", fresh.deadlines)
@@ -203,8 +203,8 @@ func TestLSNWaitIsBoundedByConsistencyWait(t *testing.T) {
 func TestLSNTokenAheadOfTheDatabaseIs400(t *testing.T) {
 	for _, read := range tokenReads("FFFFFFFF/FFFFFFFF") {
 		t.Run(read.name, func(t *testing.T) {
-			fresh := &fakeFreshness{err: fmt.Errorf("%w: the database is at 0/1", gateway.ErrPositionAhead)}
-			e := newFreshnessEnv(t, gateway.Config{}, fresh)
+			fresh := &fakeWaiter{err: fmt.Errorf("%w: the database is at 0/1", gateway.ErrPositionAhead)}
+			e := newWaitsEnv(t, gateway.Config{}, fresh)
 			rec := e.do(read.method, read.target, read.body, read.opts...)
 			wantStatus(t, rec, http.StatusBadRequest)
 			if detail := problemDetail(t, rec); !strings.Contains(detail, "ahead of the database") {

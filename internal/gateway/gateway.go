@@ -40,13 +40,13 @@ type CompanyReader interface {
 	CompaniesByIDs(ctx context.Context, ids []string) ([]authz.Company, error)
 }
 
-// Freshness turns a Postgres WAL position into a ZedToken: it returns once
-// the sync has applied every transaction that ended at or before lsn, with
-// a token a read must be at least as fresh as to
-// reflect them. It waits until ctx ends at most; any error means "not known
-// to be applied", and the read fails with 503.
-type Freshness interface {
-	AwaitLSN(ctx context.Context, lsn authz.LSN) (zedToken string, err error)
+// AppliedWaiter serves waits: it turns a Postgres WAL position into a
+// ZedToken, returning once the sync has applied every transaction that
+// ended at or before lsn, with a token a read must be at least as fresh as
+// to reflect them. It waits until ctx ends at most; any error means "not
+// known to be applied", and the read fails with 503.
+type AppliedWaiter interface {
+	AwaitApplied(ctx context.Context, lsn authz.LSN) (zedToken string, err error)
 }
 
 // Deps are the collaborators of a Gateway; Authn, Authz and Companies are
@@ -55,10 +55,10 @@ type Deps struct {
 	Authn     Authenticator
 	Authz     Authorizer
 	Companies CompanyReader
-	// Freshness serves reads whose consistency token is a Postgres LSN (the
+	// Waits serves reads whose consistency token is a Postgres LSN (the
 	// token of a write). nil means there is no sync to wait for: such reads
 	// answer 503, since nothing could tell whether the write is reflected.
-	Freshness Freshness
+	Waits AppliedWaiter
 	// Manager and Users serve the management routes, which exist only
 	// when Manager is set; Users is then required too.
 	Manager Manager
@@ -94,9 +94,9 @@ type Gateway struct {
 	serviceTokenHash *[sha256.Size]byte
 	handler          http.Handler
 
-	// freshness turns LSN consistency tokens into ZedTokens (nil: none can
+	// waits turns LSN consistency tokens into ZedTokens (nil: none can
 	// be honoured).
-	freshness Freshness
+	waits AppliedWaiter
 }
 
 // New checks cfg and deps and builds the routes.
@@ -120,7 +120,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		manager: deps.Manager,
 		users:   deps.Users,
 	}
-	g.freshness = deps.Freshness
+	g.waits = deps.Waits
 	if g.ready == nil {
 		g.ready = func() bool { return true }
 	}

@@ -199,10 +199,10 @@ func newEnv(t *testing.T, cfg gateway.Config) *env {
 	return buildEnv(t, cfg, nil, nil)
 }
 
-// buildEnv builds a gateway over fresh fakes, with fresh as its Freshness
+// buildEnv builds a gateway over fresh fakes, with fresh as its Waits
 // (nil: none); setup, when set, adjusts the fakes before the gateway is
 // built.
-func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness, setup func(*env)) *env {
+func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter, setup func(*env)) *env {
 	t.Helper()
 	e := &env{
 		t:         t,
@@ -219,7 +219,7 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.Freshness, setup f
 		Authn:     e.authn,
 		Authz:     e.authz,
 		Companies: e.companies,
-		Freshness: fresh,
+		Waits:     fresh,
 		Manager:   e.manager,
 		Users:     e.users,
 		Ready:     e.ready.Load,

@@ -12,5 +12,8 @@
 // a WAL position (one an application read after its commit) is applied and
 // returns a ZedToken covering it. The sync confirms positions to Postgres as
 // soon as they advance, so a gateway in another process can tell the same
-// from the slot's confirmed position and the checkpoints.
+// from the slot's confirmed position and the checkpoints: AppliedReader
+// reads them (beside the writes, in state.go, with the order they rely on),
+// Follower keeps that gateway's floor and readiness, and SlotWaits serves
+// its waits with one shared poller.
 package mirror

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -143,7 +144,24 @@ func (p pgState) setSnapshotDone(ctx context.Context, done bool) error {
 // newest one is always kept.
 const checkpointRetention = time.Hour
 
+// The sync's bookkeeping of how far it has applied, and the one ordering
+// rule its readers rely on. The writer is this file and the stream
+// (pgState.checkpoint, pgState.setSnapshotDone, the stream's status
+// updates); the readers are AppliedReader's Applied and Progress below,
+// which a gateway in another process than the sync uses to serve waits and
+// its floor.
+//
+// A checkpoint is committed before the slot confirms its position: the
+// sync confirms a position to the slot only after the checkpoint covering
+// every change before it is committed (between transactions of no synced
+// table it confirms without one: there was nothing to apply). So a
+// confirmed position means the newest checkpoint's token covers every
+// write up to it. For that inference to hold a reader reads the slot first
+// and the checkpoints in a later statement, whose snapshot then includes
+// the checkpoint committed before the confirmation the first statement saw.
+
 // checkpoint records that every commit up to lsn is in SpiceDB as of token.
+// It commits before the stream confirms lsn to the slot (see above).
 func (p pgState) checkpoint(ctx context.Context, lsn authz.LSN, token string) error {
 	err := p.exec(ctx, `INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, $3)
 		ON CONFLICT (slot, lsn) DO UPDATE SET zed_token = excluded.zed_token, applied_at = now()`,
@@ -232,4 +250,115 @@ func (p pgState) walInsertEnd(ctx context.Context, g wal.Geometry) (authz.LSN, e
 // databases on the server keep writing.
 func (p pgState) heartbeat(ctx context.Context) error {
 	return p.exec(ctx, `SELECT pg_logical_emit_message(false, 'tenantgate-heartbeat', '')`)
+}
+
+// Progress is how far the sync of one slot has carried Postgres into
+// SpiceDB, as its bookkeeping says.
+type Progress struct {
+	// SnapshotDone is true once the slot's initial snapshot is in SpiceDB.
+	SnapshotDone bool
+	// Token is the ZedToken of the newest applied checkpoint; a read at
+	// least as fresh as it sees every change the sync has applied.
+	Token string
+	// Checkpoint is the WAL position of that checkpoint: every transaction
+	// that ended at or before it is in SpiceDB at Token.
+	Checkpoint authz.LSN
+}
+
+// Applied is the applied position of the sync of one slot, as read by
+// AppliedReader.Applied.
+type Applied struct {
+	Progress
+	// through is the position up to which every transaction is in SpiceDB,
+	// zero while none is known to be.
+	through  authz.LSN
+	geometry wal.Geometry
+}
+
+// Covers reports whether every transaction that ended at or before lsn (a
+// position read with pg_current_wal_insert_lsn() after a commit) is
+// applied.
+func (a Applied) Covers(lsn authz.LSN) bool {
+	return a.through > 0 && a.geometry.RecordEnd(lsn) <= a.through
+}
+
+// AppliedReader reads the applied position of the sync on one slot from
+// another process than the sync's: it is how a remote gateway serves
+// waits and its floor, and knows it has caught up.
+type AppliedReader struct {
+	db   wal.Querier
+	slot string
+	// geometry is the server's WAL page and segment size, read once: a
+	// gateway reads Applied every few milliseconds while reads wait, and
+	// the sizes are fixed when the cluster is made.
+	geometry atomic.Pointer[wal.Geometry]
+}
+
+// NewAppliedReader reads the sync of slot through db.
+func NewAppliedReader(db wal.Querier, slot string) *AppliedReader {
+	return &AppliedReader{db: db, slot: slot}
+}
+
+// WALPosition is the server's WAL insert position: past the end of every
+// commit that has returned, whoever's connection made it.
+func (r *AppliedReader) WALPosition(ctx context.Context) (authz.LSN, error) {
+	return wal.InsertPosition(ctx, r.db)
+}
+
+func (r *AppliedReader) walGeometry(ctx context.Context) (wal.Geometry, error) {
+	if g := r.geometry.Load(); g != nil {
+		return *g, nil
+	}
+	g, err := wal.ReadGeometry(ctx, r.db)
+	if err != nil {
+		return wal.Geometry{}, err
+	}
+	r.geometry.Store(&g)
+	return g, nil
+}
+
+// Progress reads the newest checkpoint of the sync (a zero Checkpoint if
+// it has none).
+func (r *AppliedReader) Progress(ctx context.Context) (p Progress, err error) {
+	err = r.db.QueryRow(ctx, `select
+			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
+			coalesce(c.zed_token, ''), coalesce(c.lsn, '0/0')
+		from (select) one left join lateral (
+			select zed_token, lsn from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1) c on true`,
+		r.slot).Scan(&p.SnapshotDone, &p.Token, &p.Checkpoint)
+	if err != nil {
+		return Progress{}, fmt.Errorf("sync progress of %s: %w", r.slot, err)
+	}
+	return p, nil
+}
+
+// Applied reads how far the sync has applied. A position is applied once
+// the slot's initial snapshot is complete and the slot's
+// confirmed_flush_lsn or one of its checkpoints is at or past it; the slot
+// is read first, the checkpoints in a later statement (see the ordering
+// rule above pgState.checkpoint).
+func (r *AppliedReader) Applied(ctx context.Context) (Applied, error) {
+	geometry, err := r.walGeometry(ctx)
+	if err != nil {
+		return Applied{}, fmt.Errorf("sync applied: %w", err)
+	}
+	// No slot, or one without a confirmed position, is zero.
+	var slotAt authz.LSN
+	err = r.db.QueryRow(ctx, `select coalesce(confirmed_flush_lsn, '0/0') from pg_replication_slots
+		where slot_name = $1 and database = current_database()`, r.slot).Scan(&slotAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Applied{}, fmt.Errorf("sync applied: read slot %s: %w", r.slot, err)
+	}
+	p, err := r.Progress(ctx)
+	if err != nil {
+		return Applied{}, fmt.Errorf("sync applied: %w", err)
+	}
+	a := Applied{Progress: p, geometry: geometry}
+	// A slot being made anew reports its start as confirmed before the
+	// snapshot behind it is in SpiceDB; and without a token no read could
+	// be made fresh enough, so neither counts as applied.
+	if p.SnapshotDone && p.Token != "" {
+		a.through = max(slotAt, p.Checkpoint)
+	}
+	return a, nil
 }

@@ -317,6 +317,8 @@ func (s *Syncer) flush(ctx context.Context, st pgState, ss *streamState) error {
 	if ss.committed <= ss.confirmed {
 		return nil
 	}
+	// The checkpoint commits before the slot confirms its position (the
+	// ordering rule in state.go, which remote gateways rely on).
 	if s.cfg.Persistent {
 		if err := st.checkpoint(ctx, ss.committed, s.LatestToken()); err != nil {
 			return err

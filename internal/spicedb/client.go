@@ -29,7 +29,7 @@ type Client struct {
 	schema      v1.SchemaServiceClient
 	conn        io.Closer
 	callTimeout time.Duration
-	freshness   func() string
+	floor       func() string
 	// revisions reads the revisions of the datastore behind SpiceDB, to
 	// tell which of two ZedTokens is fresher.
 	revisions revisionParser
@@ -48,12 +48,12 @@ func WithCallTimeout(d time.Duration) Option {
 	return func(c *Client) { c.callTimeout = d }
 }
 
-// WithFreshnessFloor makes every read at least as fresh as the token floor
-// returns (the last write the sync applied), so a revocation the sync has
+// WithFloor sets the floor: every read is at least as fresh as the token
+// floor returns (the last write the sync applied), so a revocation the sync has
 // applied is never answered from an older snapshot, whatever consistency
 // token the caller passes.
-func WithFreshnessFloor(floor func() string) Option {
-	return func(c *Client) { c.freshness = floor }
+func WithFloor(floor func() string) Option {
+	return func(c *Client) { c.floor = floor }
 }
 
 func newClient(perms v1.PermissionsServiceClient, schema v1.SchemaServiceClient, conn io.Closer, revisions revisionParser, opts ...Option) *Client {
@@ -92,8 +92,8 @@ func (c *Client) WriteSchema(ctx context.Context, schema string) error {
 
 func (c *Client) consistency(given authz.Consistency) (*v1.Consistency, error) {
 	floor := ""
-	if c.freshness != nil {
-		floor = c.freshness()
+	if c.floor != nil {
+		floor = c.floor()
 	}
 	token, err := c.revisions.freshest(given.AtLeastAsFresh, floor)
 	switch {

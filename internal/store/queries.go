@@ -109,31 +109,3 @@ func (s *Store) DeleteMembership(ctx context.Context, userID, companyID string) 
 	}
 	return nil
 }
-
-// SyncProgress is how far the sync of one slot has carried Postgres into
-// SpiceDB.
-type SyncProgress struct {
-	// SnapshotDone is true once the slot's initial snapshot is in SpiceDB.
-	SnapshotDone bool
-	// Token is the ZedToken of the newest applied checkpoint; a read at
-	// least as fresh as it sees every change the sync has applied.
-	Token string
-	// Checkpoint is the WAL position of that checkpoint: every transaction
-	// that ended at or before it is in SpiceDB at Token.
-	Checkpoint authz.LSN
-}
-
-// SyncProgress reads the newest checkpoint of the sync on slot (a zero
-// Checkpoint if it has none).
-func (s *Store) SyncProgress(ctx context.Context, slot string) (p SyncProgress, err error) {
-	err = s.pool.QueryRow(ctx, `select
-			coalesce((select snapshot_done from tenantgate.sync_state where slot = $1), false),
-			coalesce(c.zed_token, ''), coalesce(c.lsn, '0/0')
-		from (select) one left join lateral (
-			select zed_token, lsn from tenantgate.sync_checkpoints where slot = $1 order by lsn desc limit 1) c on true`,
-		slot).Scan(&p.SnapshotDone, &p.Token, &p.Checkpoint)
-	if err != nil {
-		return SyncProgress{}, fmt.Errorf("sync progress of %s: %w", slot, translate(err))
-	}
-	return p, nil
-}

@@ -10,13 +10,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
 // connectTimeout bounds one connection attempt when the URL sets no
@@ -29,8 +26,6 @@ type Store struct {
 	pool *pgxpool.Pool
 	// logger receives the audit trail of management decisions.
 	logger *slog.Logger
-	// geometry is the server's WAL geometry, once read.
-	geometry atomic.Pointer[wal.Geometry]
 	// outsiderRefusals counts management requests refused to callers
 	// without a role on the company, which no audit trail records.
 	outsiderRefusals prometheus.Counter
@@ -93,8 +88,9 @@ func (s *Store) Close() {
 	s.pool.Close()
 }
 
-// Pool is the raw pool, for the sync, which needs transactions and
-// connections the queries here do not offer.
+// Pool is the raw pool, shared with the reads of the sync's bookkeeping
+// (mirror.AppliedReader) that a remote gateway makes, and for tests; the
+// sync itself opens its own connections.
 func (s *Store) Pool() *pgxpool.Pool {
 	return s.pool
 }

@@ -1,4 +1,4 @@
-package app_test
+package mirror_test
 
 import (
 	"context"
@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp starts a remote-mode
-// gateway's follower while the sync is down after a change: the snapshot is
+// gateway's Follower while the sync is down after a change: the snapshot is
 // long done, but the follower must not report ready until the sync has
 // applied what was committed before the gateway started, so a revocation
 // made while the sync was down cannot be answered from the older index.
@@ -34,11 +33,6 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 		}
 	})
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	st, err := store.Open(ctx, dbURL, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
 	target := spicedbtest.NewEmbedded(t)
 	const slot = "follower_test"
 	db, err := pgxpool.New(ctx, dbURL)
@@ -82,8 +76,8 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 	// Revoked while no sync runs; SpiceDB still grants it.
 	exec(`DELETE FROM company_memberships WHERE user_id = 'mallory'`)
 
-	f := &app.SyncFollower{}
-	if err := f.Poll(ctx, st, slot, logger); err != nil {
+	f := mirror.NewFollower(mirror.NewAppliedReader(db, slot))
+	if err := f.Poll(ctx, logger); err != nil {
 		t.Fatal(err)
 	}
 	if f.Ready() {
@@ -92,7 +86,7 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 
 	defer runSync()()
 	testutil.Eventually(t, time.Minute, func() error {
-		if err := f.Poll(ctx, st, slot, logger); err != nil {
+		if err := f.Poll(ctx, logger); err != nil {
 			return err
 		}
 		if !f.Ready() {
@@ -117,16 +111,18 @@ func TestRemoteGatewayReadyOnlyOnceTheSyncCaughtUp(t *testing.T) {
 func TestLSNWaitsShareOnePoller(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, testutil.NewTestDatabase(t), slog.New(slog.DiscardHandler))
+	db, err := pgxpool.New(ctx, testutil.NewTestDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Close)
+	t.Cleanup(db.Close)
 	const every, readers = 15 * time.Millisecond, 50
-	waits, err := app.StartSlotWaits(ctx, st, "no_such_slot", every)
+	reg := prometheus.NewRegistry()
+	waits, err := mirror.NewSlotWaits(mirror.NewAppliedReader(db, "no_such_slot"), every, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	go waits.Run(ctx)
 	began := time.Now()
 	errs := make([]error, readers)
 	var wg sync.WaitGroup
@@ -134,7 +130,7 @@ func TestLSNWaitsShareOnePoller(t *testing.T) {
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
-			_, errs[i] = waits.AwaitLSN(rctx, authz.LSN(1)<<40)
+			_, errs[i] = waits.AwaitApplied(rctx, authz.LSN(1)<<40)
 		})
 	}
 	wg.Wait()
@@ -147,7 +143,7 @@ func TestLSNWaitsShareOnePoller(t *testing.T) {
 	// A ticker fires at most once per interval; a first waiter adds a poll
 	// at once, a tick kept from before may add one, and one may start as
 	// the last waiter leaves.
-	polls, bound := waits.Polls(), float64(elapsed/every)+3
+	polls, bound := metricValue(t, reg, "tenantgate_gateway_applied_polls_total"), float64(elapsed/every)+3
 	if polls < 1 || polls > bound {
 		t.Fatalf("%d reads waiting %v made %.0f polls, want 1 to %.0f", readers, elapsed.Round(time.Millisecond), polls, bound)
 	}

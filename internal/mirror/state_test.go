@@ -1,20 +1,31 @@
-package store_test
+package mirror_test
 
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
-func TestSyncApplied(t *testing.T) {
+// TestAppliedReader reads the applied position from the sync's bookkeeping,
+// written here by hand in the order the sync writes it.
+func TestAppliedReader(t *testing.T) {
 	t.Parallel()
 	dbURL := testutil.NewTestDatabase(t)
-	s := openStore(t, dbURL)
+	pool, err := pgxpool.New(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	// Slot names are per cluster, and tests share the cluster.
 	slot := "applied_" + strings.ToLower(rand.Text()[:10])
 	t.Cleanup(func() {
@@ -24,8 +35,12 @@ func TestSyncApplied(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	db := connect(t, dbURL)
+	db, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { db.Close(context.Background()) })
+	r := mirror.NewAppliedReader(pool, slot)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := db.Exec(t.Context(), sql, args...); err != nil {
@@ -54,9 +69,9 @@ func TestSyncApplied(t *testing.T) {
 	}
 	check := func(step string, at authz.LSN, w want) {
 		t.Helper()
-		a, err := s.SyncApplied(t.Context(), slot)
+		a, err := r.Applied(t.Context())
 		if err != nil {
-			t.Fatalf("%s: SyncApplied: %v", step, err)
+			t.Fatalf("%s: Applied: %v", step, err)
 		}
 		if covered := a.Covers(at); covered != w.covered || a.Token != w.token {
 			t.Errorf("%s: covers %s = %v, token %q; want %v, %q", step, at, covered, a.Token, w.covered, w.token)
@@ -89,10 +104,12 @@ func TestSyncApplied(t *testing.T) {
 	// with asynchronous commits it could still equal the snapshot's.)
 	commit := lsn(`SELECT $1::pg_lsn + 1`, created.String())
 	exec(`INSERT INTO tenantgate.sync_checkpoints (slot, lsn, zed_token) VALUES ($1, $2, 'zed-2')`, slot, commit.String())
-	waitFor(t, "the slot to pass "+after.String(), func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		exec(`SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())`, slot)
-		a, err := s.SyncApplied(t.Context(), slot)
-		return err == nil && a.Covers(after)
+		if a, err := r.Applied(t.Context()); err != nil || !a.Covers(after) {
+			return fmt.Errorf("waiting for the slot to pass %s (%v)", after, err)
+		}
+		return nil
 	})
 	check("confirmed by the slot", after, want{true, "zed-2"})
 	confirmed := lsn(`SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1`, slot)
@@ -114,8 +131,8 @@ func TestSyncApplied(t *testing.T) {
 		check("checkpoint", pos(tt.at), tt.w)
 	}
 
-	if a, err := s.SyncApplied(t.Context(), "no_such_slot"); a.Covers(1) || a.Token != "" || err != nil {
-		t.Errorf("unknown slot: SyncApplied = covers %v, %q, %v", a.Covers(1), a.Token, err)
+	if a, err := mirror.NewAppliedReader(pool, "no_such_slot").Applied(t.Context()); a.Covers(1) || a.Token != "" || err != nil {
+		t.Errorf("unknown slot: Applied = covers %v, %q, %v", a.Covers(1), a.Token, err)
 	}
 	// Malformed positions never get here: authz.ParseLSN refuses them
 	// (TestParseLSN).

@@ -21,6 +21,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/store"
 )
 
+// The store's change clock is what the staleness bound samples.
+var _ mirror.ChangeSampler = (*store.Store)(nil)
+
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
 // runs the sync in-process and is ready once the initial snapshot is in.
 func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
@@ -66,8 +69,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var ready func() bool
 	// Reads carrying a write's WAL position wait for the sync to apply it.
 	var waits gateway.AppliedWaiter
-	// progress tells the staleness bound how far the sync has applied.
-	var progress syncProgress
+	// coverage tells the staleness bound how far the sync has applied.
+	var coverage mirror.ReadCoverage
 	// loops run beside the server until it stops; they start once nothing
 	// can fail any more, so that an error return leaves none behind.
 	var loops []func(context.Context)
@@ -80,7 +83,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		ready = syncer.Ready
 		waits = syncer
-		progress = func(context.Context) (func(authz.LSN) bool, error) {
+		coverage = func(context.Context) (func(authz.LSN) bool, error) {
 			return syncer.Covers, nil
 		}
 		loops = append(loops, func(ctx context.Context) { runSync(ctx, syncer, logger) })
@@ -91,7 +94,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return err
 		}
 		waits = slotWaits
-		progress = func(ctx context.Context) (func(authz.LSN) bool, error) {
+		coverage = func(ctx context.Context) (func(authz.LSN) bool, error) {
 			a, err := applied.Applied(ctx)
 			return a.Covers, err
 		}
@@ -109,9 +112,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	stale := newStaleness(cfg.MaxStaleness)
+	stale := mirror.NewStaleness(cfg.MaxStaleness)
 	if cfg.MaxStaleness > 0 {
-		loops = append(loops, func(ctx context.Context) { stale.watch(ctx, st, progress, cfg.SyncPollInterval, logger) })
+		loops = append(loops, func(ctx context.Context) { stale.Watch(ctx, st, coverage, cfg.SyncPollInterval, logger) })
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tenantgate_gateway_stale",

@@ -17,37 +17,29 @@ func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
 	return lsn, translate(err)
 }
 
-// ChangeSample is what a gateway watches to tell whether the mirror lags:
-// a count of the changes committed to the mirrored tables, and the WAL
-// position, read after it.
-type ChangeSample struct {
-	// Changes moves whenever companies or company_memberships change. It
-	// adds two counters: the change clock of migration 5, which a deferred
-	// trigger ticks just before each commit and every session sees at once;
-	// and PostgreSQL's table statistics (rows inserted, updated, deleted
-	// and live), which reach other sessions up to ten seconds after a
-	// commit but also catch what the clock cannot (a COMMIT PREPARED). Only
-	// its movement counts; it may move for other reasons (ANALYZE
-	// estimates, a statistics reset), which only makes a gateway more
-	// careful.
-	Changes int64
-	// Position is the WAL insert position, read after Changes.
-	Position authz.LSN
-}
-
-// SampleChanges reads a ChangeSample.
-func (s *Store) SampleChanges(ctx context.Context) (ChangeSample, error) {
-	var c ChangeSample
+// SampleChanges reads what the staleness bound watches (mirror.Staleness):
+// a count of the changes committed to the mirrored tables, and then the
+// WAL insert position.
+//
+// The count moves whenever companies or company_memberships change. It
+// adds two counters: the change clock of migration 5, which a deferred
+// trigger ticks just before each commit and every session sees at once; and
+// PostgreSQL's table statistics (rows inserted, updated, deleted and live),
+// which reach other sessions up to ten seconds after a commit but also
+// catch what the clock cannot (a COMMIT PREPARED). Only its movement
+// counts; it may move for other reasons (ANALYZE estimates, a statistics
+// reset), which only makes a gateway more careful.
+func (s *Store) SampleChanges(ctx context.Context) (changes int64, position authz.LSN, err error) {
 	// Two statements, so that the position is read after the counters;
 	// within one statement PostgreSQL promises no order.
 	batch := &pgx.Batch{}
 	batch.Queue(`select (select last_value from tenantgate.change_clock) +
 		(select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del + n_live_tup), 0)::bigint
 		 from pg_stat_user_tables where relid in ('companies'::regclass, 'company_memberships'::regclass))`).
-		QueryRow(func(row pgx.Row) error { return row.Scan(&c.Changes) })
-	batch.Queue(`select pg_current_wal_insert_lsn()`).QueryRow(func(row pgx.Row) error { return row.Scan(&c.Position) })
+		QueryRow(func(row pgx.Row) error { return row.Scan(&changes) })
+	batch.Queue(`select pg_current_wal_insert_lsn()`).QueryRow(func(row pgx.Row) error { return row.Scan(&position) })
 	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
-		return ChangeSample{}, fmt.Errorf("sample changes: %w", translate(err))
+		return 0, 0, fmt.Errorf("sample changes: %w", translate(err))
 	}
-	return c, nil
+	return changes, position, nil
 }

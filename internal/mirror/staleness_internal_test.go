@@ -1,11 +1,10 @@
-package app
+package mirror
 
 import (
 	"testing"
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
-	"github.com/tenantgate/tenantgate/internal/store"
 )
 
 func TestStalenessBound(t *testing.T) {
@@ -71,9 +70,9 @@ func TestStalenessBound(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStaleness(bound)
+			s := NewStaleness(bound)
 			for i, p := range tc.polls {
-				got := s.observe(start.Add(time.Duration(p.at)*time.Second), store.ChangeSample{Position: p.pos, Changes: p.changes},
+				got := s.observe(start.Add(time.Duration(p.at)*time.Second), p.changes, p.pos,
 					func(lsn authz.LSN) bool { return lsn <= p.applied })
 				if got != p.stale || s.Stale() != p.stale {
 					t.Fatalf("poll %d (%+v): stale = %v (Stale() %v), want %v", i, p, got, s.Stale(), p.stale)
@@ -83,33 +82,33 @@ func TestStalenessBound(t *testing.T) {
 	}
 
 	t.Run("a poll that cannot sample is stale once the bound passed since the last sample", func(t *testing.T) {
-		s := newStaleness(bound)
-		s.observe(start, store.ChangeSample{Position: 1, Changes: 1}, func(authz.LSN) bool { return true })
+		s := NewStaleness(bound)
+		s.observe(start, 1, 1, func(authz.LSN) bool { return true })
 		if s.unknown(start.Add(bound)) {
 			t.Error("stale at the bound")
 		}
 		if !s.unknown(start.Add(bound + time.Second)) {
 			t.Error("not stale past the bound")
 		}
-		if s.observe(start.Add(bound+2*time.Second), store.ChangeSample{Position: 2, Changes: 1}, func(authz.LSN) bool { return true }) {
+		if s.observe(start.Add(bound+2*time.Second), 1, 2, func(authz.LSN) bool { return true }) {
 			t.Error("still stale once a sample shows nothing unapplied")
 		}
 	})
 
 	t.Run("0 disables it", func(t *testing.T) {
-		s := newStaleness(0)
-		s.observe(start, store.ChangeSample{Position: 1, Changes: 1}, func(authz.LSN) bool { return false })
-		s.observe(start.Add(time.Hour), store.ChangeSample{Position: 2, Changes: 2}, func(authz.LSN) bool { return false })
+		s := NewStaleness(0)
+		s.observe(start, 1, 1, func(authz.LSN) bool { return false })
+		s.observe(start.Add(time.Hour), 2, 2, func(authz.LSN) bool { return false })
 		if s.Stale() {
 			t.Error("stale with the bound disabled")
 		}
 	})
 
 	t.Run("a long outage keeps its oldest change", func(t *testing.T) {
-		s := newStaleness(bound)
+		s := NewStaleness(bound)
 		never := func(authz.LSN) bool { return false }
 		for i := range maxPendingChanges + 10 {
-			s.observe(start.Add(time.Duration(i)*time.Millisecond), store.ChangeSample{Position: authz.LSN(i + 1), Changes: int64(i)}, never)
+			s.observe(start.Add(time.Duration(i)*time.Millisecond), int64(i), authz.LSN(i+1), never)
 		}
 		if len(s.pending) > maxPendingChanges || !s.pending[0].after.Equal(start) {
 			t.Errorf("%d pending, oldest after %v; want at most %d, the first", len(s.pending), s.pending[0].after, maxPendingChanges)

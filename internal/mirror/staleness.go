@@ -1,4 +1,4 @@
-package app
+package mirror
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
-	"github.com/tenantgate/tenantgate/internal/store"
 )
 
 // The floor makes every read reflect what the sync has applied,
@@ -33,18 +32,31 @@ import (
 // applied a little later.
 const maxPendingChanges = 1 << 16
 
-// changeSample is a store.ChangeSample with the time of the poll before it:
+// ChangeSampler reads a count of the changes committed to the mirrored
+// tables (it only has to move with every change) and then the WAL insert
+// position; the store implements it, from its change clock.
+type ChangeSampler interface {
+	SampleChanges(ctx context.Context) (changes int64, position authz.LSN, err error)
+}
+
+// ReadCoverage reads how far the sync has applied, once per poll, as a test
+// of positions: Applied.Covers for a sync in another process, Syncer.Covers
+// for one in this process.
+type ReadCoverage func(ctx context.Context) (covers func(authz.LSN) bool, err error)
+
+// changeSample is one sample, with the time of the poll before it:
 // a change first seen in this sample was made after that. Its Position is
 // replaced by the next poll's, which the commit is surely before; until
 // then it is not settled and cannot be covered.
 type changeSample struct {
-	store.ChangeSample
-	after   time.Time
-	settled bool
+	changes  int64
+	position authz.LSN
+	after    time.Time
+	settled  bool
 }
 
-// staleness tracks whether the mirror lags Postgres by more than max.
-type staleness struct {
+// Staleness tracks whether the mirror lags Postgres by more than max.
+type Staleness struct {
 	max time.Duration
 
 	mu sync.Mutex
@@ -61,18 +73,19 @@ type staleness struct {
 	stale atomic.Bool
 }
 
-func newStaleness(limit time.Duration) *staleness {
-	return &staleness{max: limit}
+// NewStaleness tracks the bound limit; 0 disables it.
+func NewStaleness(limit time.Duration) *Staleness {
+	return &Staleness{max: limit}
 }
 
 // Stale reports whether reads must not be answered from the mirror.
-func (s *staleness) Stale() bool {
+func (s *Staleness) Stale() bool {
 	return s.max > 0 && s.stale.Load()
 }
 
 // observe records a sample taken at now, given what the sync covers, and
 // reports whether the mirror is now stale.
-func (s *staleness) observe(now time.Time, c store.ChangeSample, covers func(authz.LSN) bool) bool {
+func (s *Staleness) observe(now time.Time, changes int64, position authz.LSN, covers func(authz.LSN) bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	after := s.lastSample
@@ -82,24 +95,24 @@ func (s *staleness) observe(now time.Time, c store.ChangeSample, covers func(aut
 	s.lastSample = now
 	last, known := s.applied, s.knownApplied
 	if n := len(s.pending); n > 0 {
-		last, known = s.pending[n-1].Changes, true
+		last, known = s.pending[n-1].changes, true
 		if !s.pending[n-1].settled {
-			s.pending[n-1].Position, s.pending[n-1].settled = c.Position, true
+			s.pending[n-1].position, s.pending[n-1].settled = position, true
 		}
 	}
-	if !known || c.Changes != last {
-		s.pending = append(s.pending, changeSample{ChangeSample: c, after: after})
+	if !known || changes != last {
+		s.pending = append(s.pending, changeSample{changes: changes, position: position, after: after})
 		if len(s.pending) > maxPendingChanges {
 			s.pending = append(s.pending[:1], s.pending[2:]...)
 		}
 	}
 	// Positions only grow, so the covered samples are a prefix.
 	covered := 0
-	for covered < len(s.pending) && s.pending[covered].settled && covers(s.pending[covered].Position) {
+	for covered < len(s.pending) && s.pending[covered].settled && covers(s.pending[covered].position) {
 		covered++
 	}
 	if covered > 0 {
-		s.applied, s.knownApplied = s.pending[covered-1].Changes, true
+		s.applied, s.knownApplied = s.pending[covered-1].changes, true
 		s.pending = s.pending[covered:]
 	}
 	stale := len(s.pending) > 0 && now.Sub(s.pending[0].after) > s.max
@@ -109,7 +122,7 @@ func (s *staleness) observe(now time.Time, c store.ChangeSample, covers func(aut
 
 // unknown records a poll that could not sample: past the bound since the
 // last sample, nothing tells that the mirror is fresh, which is stale.
-func (s *staleness) unknown(now time.Time) bool {
+func (s *Staleness) unknown(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stale := s.stale.Load() || (!s.lastSample.IsZero() && now.Sub(s.lastSample) > s.max)
@@ -117,17 +130,13 @@ func (s *staleness) unknown(now time.Time) bool {
 	return stale
 }
 
-// syncProgress reads how far the sync has applied, once per poll, as a
-// test of positions.
-type syncProgress func(ctx context.Context) (covers func(authz.LSN) bool, err error)
-
-// watch samples every interval until ctx ends.
-func (s *staleness) watch(ctx context.Context, st *store.Store, progress syncProgress, interval time.Duration, logger *slog.Logger) {
+// Watch samples every interval until ctx ends.
+func (s *Staleness) Watch(ctx context.Context, sampler ChangeSampler, coverage ReadCoverage, interval time.Duration, logger *slog.Logger) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	wasStale := false
 	for {
-		stale, err := s.poll(ctx, st, progress, max(interval, time.Second))
+		stale, err := s.poll(ctx, sampler, coverage, max(interval, time.Second))
 		switch {
 		case stale && !wasStale && err != nil && ctx.Err() == nil:
 			logger.Warn("cannot tell whether the sync keeps up; reads answer 503 until it can be told", "max_staleness", s.max, "error", err)
@@ -147,16 +156,16 @@ func (s *staleness) watch(ctx context.Context, st *store.Store, progress syncPro
 
 // poll takes one sample and checks it against the sync's progress, read
 // after it, so that a position the sync covers by then counts as covered.
-func (s *staleness) poll(ctx context.Context, st *store.Store, progress syncProgress, timeout time.Duration) (bool, error) {
+func (s *Staleness) poll(ctx context.Context, sampler ChangeSampler, coverage ReadCoverage, timeout time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := st.SampleChanges(ctx)
+	changes, position, err := sampler.SampleChanges(ctx)
 	var covers func(authz.LSN) bool
 	if err == nil {
-		covers, err = progress(ctx)
+		covers, err = coverage(ctx)
 	}
 	if err != nil {
 		return s.unknown(time.Now()), err
 	}
-	return s.observe(time.Now(), c, covers), nil
+	return s.observe(time.Now(), changes, position, covers), nil
 }

@@ -90,20 +90,6 @@ func TestTestServerDatabases(t *testing.T) {
 	}
 }
 
-func pgExec(t *testing.T, dbURL string, stmts ...string) {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	for _, stmt := range stmts {
-		if _, err := conn.Exec(t.Context(), stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-}
-
 func pgQueryRow(t *testing.T, dbURL, sql string, dest any, args ...any) {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dbURL)

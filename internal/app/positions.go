@@ -10,17 +10,15 @@ import (
 	"github.com/tenantgate/tenantgate/internal/store"
 )
 
-// pastPositions stays in app, beside the wiring, rather than in mirror with
-// the waits it guards: it answers gateway.ErrPositionAhead, and the sync
-// must not import the HTTP gateway.
-
 var _ gateway.AppliedWaiter = (*pastPositions)(nil)
 
 // pastPositions refuses a consistency token that names a WAL position the
 // database has not reached: no write of this database answered with it, and
 // waiting for the sync to apply it would hold the request for the whole
 // --consistency-wait and keep the gateway polling. Positions at or below
-// one already read pass without a query.
+// one already read pass without a query. It stays beside the wiring rather
+// than in mirror with the waits it guards: it answers
+// gateway.ErrPositionAhead, and the sync must not import the HTTP gateway.
 type pastPositions struct {
 	gateway.AppliedWaiter
 	store *store.Store

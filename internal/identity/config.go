@@ -25,6 +25,7 @@ const (
 	DefaultRefreshInterval = 10 * time.Second
 	DefaultCacheTTL        = 10 * time.Minute
 	DefaultHTTPTimeout     = 5 * time.Second
+	DefaultTokenCacheSize  = 10_000
 )
 
 // maxLeeway bounds clock skew tolerance: a leeway of hours would quietly
@@ -110,6 +111,15 @@ type Config struct {
 	// cached keys keep serving. A key the issuer retires stops verifying
 	// after at most this long.
 	CacheTTL time.Duration
+	// TokenCacheSize bounds how many verified tokens are remembered (by
+	// their SHA-256, never the token itself), so a token seen again costs a
+	// hash lookup instead of a signature check; the least recently used is
+	// evicted when full. Zero means DefaultTokenCacheSize, negative turns
+	// the cache off. Only tokens that passed are cached, and an entry is
+	// never served once the token has expired (exp plus Leeway), once the
+	// key set that verified it is older than CacheTTL, or once the current
+	// key set no longer gives the token's kid the same key.
+	TokenCacheSize int
 	// HTTPTimeout bounds one JWKS fetch.
 	HTTPTimeout time.Duration
 	// HTTPClient fetches the JWKS; nil means a plain client. The verifier
@@ -201,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPTimeout == 0 {
 		c.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	c.HTTPClient = jwksClient(c.HTTPClient)
 	if c.Logger == nil {

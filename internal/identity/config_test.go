@@ -25,7 +25,9 @@ func TestConfigValidate(t *testing.T) {
 		{"everything set", base(func(c *Config) {
 			c.SubjectClaim, c.Algorithms, c.Leeway = "username", []string{"ES256", "Ed25519"}, time.Minute
 			c.RefreshInterval, c.CacheTTL, c.HTTPTimeout = time.Second, time.Hour, time.Second
+			c.TokenCacheSize = 100
 		}), ""},
+		{"token cache off", base(func(c *Config) { c.TokenCacheSize = -1 }), ""},
 		{"plain http URL", base(func(c *Config) { c.JWKSURL = "http://localhost:8081/jwks" }), ""},
 		{"no key source", base(func(c *Config) { c.JWKSURL = "" }), "exactly one"},
 		{"both key sources", base(func(c *Config) { c.JWKSFile = "/etc/jwks.json" }), "exactly one"},

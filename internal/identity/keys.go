@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +30,13 @@ type publicKey struct {
 	// alg is the JWK's own "alg"; when set, tokens must use exactly it.
 	alg string
 	pub crypto.PublicKey
+	// fp tells this key from any other, across key set refreshes.
+	fp keyFingerprint
 }
+
+// keyFingerprint is the SHA-256 of a key's "alg" and its public key in
+// PKIX form: what decides which tokens the key accepts.
+type keyFingerprint [sha256.Size]byte
 
 // keySet is an immutable snapshot; a refresh swaps in a new one.
 type keySet struct {
@@ -116,11 +124,16 @@ func usableKey(k jwk.Key) (publicKey, error) {
 	if !fitsAny(pub) {
 		return publicKey{}, fmt.Errorf("not a supported public key (%T)", raw)
 	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return publicKey{}, err
+	}
 	pk := publicKey{pub: pub}
 	pk.kid, _ = k.KeyID()
 	if alg, ok := k.Algorithm(); ok {
 		pk.alg = alg.String()
 	}
+	pk.fp = sha256.Sum256(append([]byte(pk.alg+"\x00"), der...))
 	return pk, nil
 }
 

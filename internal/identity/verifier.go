@@ -12,6 +12,7 @@ package identity
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Verifier struct {
 	now                   func() time.Time
 
 	keys atomic.Pointer[keySet]
+	// tokens remembers verified tokens; nil when Config turns it off.
+	tokens *tokenCache
+	// onSignatureCheck, when set (by tests), is called before each
+	// signature check.
+	onSignatureCheck func()
 	// refetchMu guards lastRefetch, when the last refetch started, and
 	// inflight, closed when the running refetch ends (nil when none runs).
 	// The initial load does not count as a refetch, so a key rotated in
@@ -81,6 +87,9 @@ func newVerifier(ctx context.Context, cfg Config, now func() time.Time) (*Verifi
 	for _, alg := range cfg.Algorithms {
 		v.allowed[alg] = keyFits[alg]
 	}
+	if cfg.TokenCacheSize > 0 {
+		v.tokens = newTokenCache(cfg.TokenCacheSize)
+	}
 	v.claims, v.cognitoClaims = claimChecks(cfg, now)
 	ks, err := v.readKeys(ctx)
 	if err != nil {
@@ -106,7 +115,9 @@ func (r *rejection) Error() string { return authz.ErrUnauthenticated.Error() + "
 func (r *rejection) Unwrap() error { return authz.ErrUnauthenticated }
 
 // Verify checks raw (the bearer token without the "Bearer " prefix) and
-// returns the caller it identifies.
+// returns the caller it identifies. A token that verified before is
+// answered from the token cache (see Config.TokenCacheSize) while its
+// expiry, its key set's CacheTTL and its signing key allow.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	switch {
 	case raw == "":
@@ -114,37 +125,76 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	case len(raw) > maxTokenBytes:
 		return Principal{}, reject("token too large")
 	}
+	if v.tokens == nil {
+		p, _, err := v.verify(ctx, raw)
+		return p, err
+	}
+	h := sha256.Sum256([]byte(raw))
+	if p, ok := v.cached(h); ok {
+		return p, nil
+	}
+	p, entry, err := v.verify(ctx, raw)
+	if err != nil {
+		return Principal{}, err
+	}
+	entry.hash = h
+	v.tokens.put(entry, v.now())
+	return p, nil
+}
+
+// cached returns the principal remembered for the token hashed to h, if
+// the entry is alive and the current key set still gives its kid the key
+// that verified it (a refresh may have retired or replaced it).
+func (v *Verifier) cached(h tokenHash) (Principal, bool) {
+	e, ok := v.tokens.get(h, v.now())
+	if !ok {
+		return Principal{}, false
+	}
+	if k, err := v.keys.Load().find(e.kid); err != nil || k.fp != e.key {
+		v.tokens.remove(h)
+		return Principal{}, false
+	}
+	return e.principal, true
+}
+
+// verify does the full check of a token and, when it passes, also returns
+// its cache entry (all but the hash).
+func (v *Verifier) verify(ctx context.Context, raw string) (Principal, cachedToken, error) {
+	fail := func(err error) (Principal, cachedToken, error) { return Principal{}, cachedToken{}, err }
 	msg, err := jws.ParseString(raw, jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
 		v.log.DebugContext(ctx, "token rejected", "reason", "malformed", "error", err)
-		return Principal{}, reject("malformed token")
+		return fail(reject("malformed token"))
 	}
 	hdr := msg.Signatures()[0].ProtectedHeaders()
 	alg, ok := hdr.Algorithm()
 	fits := v.allowed[alg.String()]
 	if !ok || fits == nil {
-		return Principal{}, reject("algorithm not allowed")
+		return fail(reject("algorithm not allowed"))
 	}
 	if err := v.checkType(hdr); err != nil {
-		return Principal{}, err
+		return fail(err)
 	}
 	kid, _ := hdr.KeyID()
-	key, err := v.key(ctx, kid)
+	key, ks, err := v.key(ctx, kid)
 	if err != nil {
-		return Principal{}, err
+		return fail(err)
 	}
 	if (key.alg != "" && key.alg != alg.String()) || !fits(key.pub) {
-		return Principal{}, reject("algorithm does not fit the signing key")
+		return fail(reject("algorithm does not fit the signing key"))
 	}
 	// The key and algorithm are ours. Which claim checks apply depends on
 	// the claims, so they run once the token is parsed.
+	if v.onSignatureCheck != nil {
+		v.onSignatureCheck()
+	}
 	tok, err := jwt.Parse([]byte(raw), jwt.WithKey(alg, key.pub), jwt.WithValidate(false))
 	if err != nil {
 		v.log.DebugContext(ctx, "token rejected", "reason", "signature or claims", "kid", kid, "error", err)
 		if errors.Is(err, jws.VerifyError()) {
-			return Principal{}, reject("invalid signature")
+			return fail(reject("invalid signature"))
 		}
-		return Principal{}, reject("malformed claims")
+		return fail(reject("malformed claims"))
 	}
 	checks := v.claims
 	if !tok.Has(jwt.AudienceKey) {
@@ -152,9 +202,22 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	}
 	if err := jwt.Validate(tok, checks...); err != nil {
 		v.log.DebugContext(ctx, "token rejected", "reason", "claims", "kid", kid, "error", err)
-		return Principal{}, claimsRejection(err)
+		return fail(claimsRejection(err))
 	}
-	return v.principal(tok)
+	p, err := v.principal(tok)
+	if err != nil {
+		return fail(err)
+	}
+	// The entry keeps the header kid, not the key's, so that a token
+	// without one stops hitting once the set holds more than one key.
+	exp, _ := tok.Expiration() // required by the claim checks
+	entry := cachedToken{principal: p, kid: kid, key: key.fp, until: exp.Add(v.cfg.Leeway)}
+	if v.cfg.JWKSURL != "" {
+		if stale := ks.fetchedAt.Add(v.cfg.CacheTTL); stale.Before(entry.until) {
+			entry.until = stale
+		}
+	}
+	return p, entry, nil
 }
 
 // Authenticate is Verify reduced to the caller's user ID, the shape the
@@ -164,12 +227,14 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (string, error)
 	return p.Subject, err
 }
 
-// key finds the key a token names, refetching a URL key set once when the
-// kid is unknown, since the issuer may have rotated to a key we have not seen.
-func (v *Verifier) key(ctx context.Context, kid string) (publicKey, error) {
+// key finds the key a token names, and the key set it is in, refetching a
+// URL key set once when the kid is unknown, since the issuer may have
+// rotated to a key we have not seen.
+func (v *Verifier) key(ctx context.Context, kid string) (publicKey, *keySet, error) {
 	ks := v.keys.Load()
 	if v.cfg.JWKSURL == "" {
-		return ks.find(kid)
+		k, err := ks.find(kid)
+		return k, ks, err
 	}
 	if v.now().Sub(ks.fetchedAt) >= v.cfg.CacheTTL {
 		v.refetch(ctx, "cache ttl", false)
@@ -177,10 +242,12 @@ func (v *Verifier) key(ctx context.Context, kid string) (publicKey, error) {
 	}
 	k, err := ks.find(kid)
 	if !errors.Is(err, errUnknownKID) {
-		return k, err
+		return k, ks, err
 	}
 	v.refetch(ctx, "unknown kid", true)
-	return v.keys.Load().find(kid)
+	ks = v.keys.Load()
+	k, err = ks.find(kid)
+	return k, ks, err
 }
 
 // principal takes the user ID from a token whose claims have passed.

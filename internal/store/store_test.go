@@ -3,10 +3,12 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -694,4 +696,58 @@ func stringsOf[T ~string](values []T) []string {
 		out[i] = string(v)
 	}
 	return out
+}
+
+// TestApplicationWritesNeedNoTenantgatePrivileges: the triggers migrations
+// put on the application's tables (incarnations, the change clock) write to
+// tenantgate's own schema; an application user that may write companies and
+// memberships, and nothing of tenantgate's, must still be able to, or the
+// migration would break the application it serves.
+func TestApplicationWritesNeedNoTenantgatePrivileges(t *testing.T) {
+	t.Parallel()
+	dbURL := testutil.NewTestDatabase(t)
+	role := "app_writer_" + strings.ToLower(rand.Text()[:8])
+	for _, stmt := range []string{
+		"create role " + role + " login password 'app'",
+		"grant select, insert, update, delete, truncate on companies, company_memberships to " + role,
+	} {
+		queryStrings(t, dbURL, stmt)
+	}
+	t.Cleanup(func() {
+		// t.Context() is over by now.
+		conn, err := pgx.Connect(context.Background(), dbURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for _, stmt := range []string{"drop owned by " + role, "drop role " + role} {
+			if _, err := conn.Exec(context.Background(), stmt); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "app")
+	conn, err := pgx.Connect(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, stmt := range []string{
+		"insert into companies (id, name) values ('app-co', 'App Co'), ('app-kid', 'Kid')",
+		"update companies set parent_id = 'app-co' where id = 'app-kid'",
+		"insert into company_memberships (user_id, company_id, role) values ('ann', 'app-co', 'owner')",
+		"update company_memberships set role = 'admin' where user_id = 'ann'",
+		"delete from company_memberships where user_id = 'ann'",
+		"delete from companies where id = 'app-kid'",
+		"truncate companies, company_memberships",
+	} {
+		if _, err := conn.Exec(t.Context(), stmt); err != nil {
+			t.Errorf("%s as an application user: %v", stmt, err)
+		}
+	}
 }

@@ -20,8 +20,11 @@ select id from companies
 on conflict (company_id) do nothing;
 
 -- +goose StatementBegin
+-- Security definer: the trigger writes tenantgate's own objects, which the
+-- application's users need no privilege on; a fixed search_path keeps a
+-- caller's from redirecting what it names.
 create or replace function tenantgate.companies_incarnation() returns trigger
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
     if tg_op = 'TRUNCATE' then
         delete from tenantgate.company_incarnations;

@@ -8,8 +8,11 @@
 create sequence if not exists tenantgate.change_clock;
 
 -- +goose StatementBegin
+-- Security definer: the trigger writes tenantgate's own objects, which the
+-- application's users need no privilege on; a fixed search_path keeps a
+-- caller's from redirecting what it names.
 create or replace function tenantgate.tick_change_clock() returns trigger
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
     perform nextval('tenantgate.change_clock');
     return null;

@@ -37,6 +37,10 @@ type Config struct {
 	MaxStaleness      time.Duration `flag:"max-staleness" usage:"serve: when a change committed to the mirrored tables has not reached SpiceDB for longer than this, reads answer 503 and /readyz fails until the sync catches up (0 disables)"`
 	ConsistencyWait   time.Duration `flag:"consistency-wait" usage:"serve: how long a read whose consistency token is a Postgres LSN waits for the sync to apply it before answering 503 (shorter than the 10s request timeout)"`
 
+	Index               bool          `flag:"index" usage:"serve: answer checks, bulk checks and lists from an in-memory index that follows SpiceDB's Watch; false asks SpiceDB for every answer"`
+	IndexWait           time.Duration `flag:"index-wait" usage:"serve: how long a read waits for the index to reach the revision it must reflect before SpiceDB answers it instead"`
+	IndexVerifyFraction float64       `flag:"index-verify-fraction" usage:"serve: fraction (0 to 1) of index answers re-asked of SpiceDB at the same revision in the background; mismatches are counted in tenantgate_index_verifications_total and logged"`
+
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
 
@@ -53,6 +57,26 @@ type Config struct {
 	LogFormat       string        `flag:"log-format" usage:"text or json"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" usage:"how long a stopping server waits for requests in flight"`
 
+	BenchSystems       string        `flag:"bench-systems" usage:"bench only: comma-separated systems to compare: floor, sql, spicedb, remote, embedded, embedded-pg"`
+	BenchCompanies     int           `flag:"bench-companies" usage:"bench only: companies of the generated data set"`
+	BenchDepth         int           `flag:"bench-depth" usage:"bench only: how deep a company tree may be (a root and its subsidiaries)"`
+	BenchUsers         int           `flag:"bench-users" usage:"bench only: users of the generated data set"`
+	BenchMemberships   int           `flag:"bench-memberships" usage:"bench only: memberships of the generated data set, about 10% of them inactive or pending"`
+	BenchListSizes     string        `flag:"bench-list-sizes" usage:"bench only: comma-separated company counts; one user sees each, and their whole list is timed"`
+	BenchSeed          int           `flag:"bench-seed" usage:"bench only: seed of the generated data set and checks"`
+	BenchChecks        int           `flag:"bench-checks" usage:"bench only: single checks each system answers (about half allowed); bulk checks ask as many"`
+	BenchCheckUsers    int           `flag:"bench-check-users" usage:"bench only: distinct users the checks are about, each with one token (keep it under the gateway's token cache of 10000)"`
+	BenchClients       int           `flag:"bench-clients" usage:"bench only: concurrent clients"`
+	BenchBulkSize      int           `flag:"bench-bulk-size" usage:"bench only: checks per bulk call"`
+	BenchListRepeats   int           `flag:"bench-list-repeats" usage:"bench only: how often each list is read, timed"`
+	BenchLagRate       int           `flag:"bench-lag-rate" usage:"bench only: changes per second committed for the commit-to-visible lag of every gateway with its index on (0 skips it)"`
+	BenchLagDuration   time.Duration `flag:"bench-lag-duration" usage:"bench only: how long the lag run commits changes (0 skips it)"`
+	BenchIndexSizes    string        `flag:"bench-index-sizes" usage:"bench only: comma-separated membership counts at which the index's memory and build time are measured in the bench process (empty skips it)"`
+	BenchChart         string        `flag:"bench-chart" usage:"bench only: path of the SVG chart to write"`
+	BenchLogDir        string        `flag:"bench-log-dir" usage:"bench only: directory for the logs of every process started (default: a new temporary one, kept)"`
+	BenchSpiceDBBin    string        `flag:"bench-spicedb-bin" usage:"bench only: the spicedb binary for the spicedb and remote systems (go build -o bin/spicedb github.com/authzed/spicedb/cmd/spicedb)"`
+	BenchTenantgateBin string        `flag:"bench-tenantgate-bin" usage:"bench only: the tenantgate binary run as floor, serve and sync (default: this one)"`
+
 	// Listener, when set, is used instead of listening on HTTPAddr (tests
 	// and the demo bind first so they know the port).
 	Listener net.Listener `flag:"-"`
@@ -66,6 +90,8 @@ func Default() Config {
 		ReconcileInterval:      6 * time.Hour,
 		SyncPollInterval:       100 * time.Millisecond,
 		ConsistencyWait:        5 * time.Second,
+		Index:                  true,
+		IndexWait:              250 * time.Millisecond,
 		MaxStaleness:           30 * time.Second,
 		HTTPAddr:               ":8080",
 		MetricsAddr:            ":9090",
@@ -73,6 +99,23 @@ func Default() Config {
 		LogLevel:               "info",
 		LogFormat:              "text",
 		ShutdownTimeout:        15 * time.Second,
+		BenchSystems:           "floor,sql,spicedb,remote,embedded,embedded-pg",
+		BenchCompanies:         5000,
+		BenchDepth:             6,
+		BenchUsers:             20000,
+		BenchMemberships:       60000,
+		BenchListSizes:         "10,100,2000",
+		BenchSeed:              1,
+		BenchChecks:            20000,
+		BenchCheckUsers:        1000,
+		BenchClients:           8,
+		BenchBulkSize:          100,
+		BenchListRepeats:       20,
+		BenchLagRate:           1000,
+		BenchLagDuration:       10 * time.Second,
+		BenchIndexSizes:        "100000,1000000",
+		BenchChart:             "tenantgate-bench.svg",
+		BenchSpiceDBBin:        "spicedb",
 	}
 }
 
@@ -139,6 +182,12 @@ func (c Config) Validate() error {
 	if c.ConsistencyWait <= 0 {
 		errs = append(errs, errors.New("--consistency-wait must be positive"))
 	}
+	if c.IndexWait < 0 {
+		errs = append(errs, errors.New("--index-wait must not be negative"))
+	}
+	if !(c.IndexVerifyFraction >= 0 && c.IndexVerifyFraction <= 1) {
+		errs = append(errs, fmt.Errorf("--index-verify-fraction %v: want a number from 0 to 1", c.IndexVerifyFraction))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
@@ -182,6 +231,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("spicedb_insecure", c.SpiceDBInsecure),
 		slog.String("spicedb_datastore_url", redactURL(c.SpiceDBDatastoreURL)),
 		slog.String("spicedb_datastore_engine", c.SpiceDBDatastoreEngine),
+		slog.Bool("index", c.Index),
+		slog.Duration("index_wait", c.IndexWait),
+		slog.Float64("index_verify_fraction", c.IndexVerifyFraction),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwks_file", c.JWKSFile),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
@@ -388,27 +389,47 @@ func (s *stack) compare(t *testing.T, m *model) {
 
 func TestDifferentialAgainstRows(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, startStack startFunc) {
-		rng := rand.New(rand.NewPCG(diffSeed(t), 1))
-		m, seed := randomData(rng)
-		s := startStack(t, seed)
-		anchor := m.companies()[0]
-		started := time.Now()
-		s.compare(t, m)
-		t.Logf("first comparison took %v", time.Since(started))
-		if t.Failed() {
-			return
-		}
-		for i := range diffUpdates {
-			sql := randomUpdate(rng, m)
-			if i%10 == 0 {
-				sql = "BEGIN; " + sql + "; " + randomUpdate(rng, m) + "; COMMIT"
+		s := differential(t, startStack)
+		// The index answered them (and verified each against SpiceDB,
+		// checkIndexAgreed), not SpiceDB behind its back.
+		for _, base := range s.baseURLs {
+			if n, err := metric(base, `tenantgate_index_reads_total{answered_by="index",reason="fresh"}`); err != nil || n == 0 {
+				t.Errorf("%s: the index answered %v reads (%v); the comparison did not exercise it", base, n, err)
 			}
-			s.exec(sql)
 		}
-		if _, ok := m.parent[anchor]; !ok {
-			anchor = m.companies()[0]
-		}
-		s.waitForMarker(t, anchor, 1)
-		s.compare(t, m)
 	})
+	// The escape hatch, --index=false, answers the same from SpiceDB alone.
+	t.Run("embedded without index", func(t *testing.T) {
+		differential(t, func(t *testing.T, seed ...string) *stack {
+			return startEmbeddedStackWith(t, func(c *app.Config) { c.Index = false }, seed...)
+		})
+	})
+}
+
+// differential compares a stack's answers with the oracle on random data,
+// then again after random updates.
+func differential(t *testing.T, startStack startFunc) *stack {
+	rng := rand.New(rand.NewPCG(diffSeed(t), 1))
+	m, seed := randomData(rng)
+	s := startStack(t, seed)
+	anchor := m.companies()[0]
+	started := time.Now()
+	s.compare(t, m)
+	t.Logf("first comparison took %v", time.Since(started))
+	if t.Failed() {
+		return s
+	}
+	for i := range diffUpdates {
+		sql := randomUpdate(rng, m)
+		if i%10 == 0 {
+			sql = "BEGIN; " + sql + "; " + randomUpdate(rng, m) + "; COMMIT"
+		}
+		s.exec(sql)
+	}
+	if _, ok := m.parent[anchor]; !ok {
+		anchor = m.companies()[0]
+	}
+	s.waitForMarker(t, anchor, 1)
+	s.compare(t, m)
+	return s
 }

@@ -27,6 +27,10 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) {
 			fs.BoolVar(p, name, *p, usage)
 		case *time.Duration:
 			fs.DurationVar(p, name, *p, usage)
+		case *int:
+			fs.IntVar(p, name, *p, usage)
+		case *float64:
+			fs.Float64Var(p, name, *p, usage)
 		default:
 			panic(fmt.Sprintf("app: flag %s: unsupported field type %T", name, p))
 		}

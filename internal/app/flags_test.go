@@ -38,6 +38,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{"duration env", nil, map[string]string{"TENANTGATE_SHUTDOWN_TIMEOUT": "3s"}, func(c Config) bool { return c.ShutdownTimeout == 3*time.Second }},
 		{"consistency wait default", nil, nil, func(c Config) bool { return c.ConsistencyWait == 5*time.Second }},
 		{"consistency wait env", nil, map[string]string{"TENANTGATE_CONSISTENCY_WAIT": "750ms"}, func(c Config) bool { return c.ConsistencyWait == 750*time.Millisecond }},
+		{"index on by default", nil, nil, func(c Config) bool { return c.Index && c.IndexVerifyFraction == 0 }},
+		{"index off by env", nil, map[string]string{"TENANTGATE_INDEX": "false"}, func(c Config) bool { return !c.Index }},
+		{"float flag", []string{"--index-verify-fraction=0.25"}, nil, func(c Config) bool { return c.IndexVerifyFraction == 0.25 }},
 		{"DATABASE_URL fallback", nil, map[string]string{"DATABASE_URL": "postgres://x/y"}, func(c Config) bool { return c.DatabaseURL == "postgres://x/y" }},
 		{"own env beats DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://x/y", "TENANTGATE_DATABASE_URL": "postgres://a/b"}, func(c Config) bool { return c.DatabaseURL == "postgres://a/b" }},
 	}
@@ -100,6 +103,9 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.LogFormat = "xml" },
 		func(c *Config) { c.ShutdownTimeout = 0 },
 		func(c *Config) { c.ConsistencyWait = 0 },
+		func(c *Config) { c.IndexWait = -time.Second },
+		func(c *Config) { c.IndexVerifyFraction = 1.5 },
+		func(c *Config) { c.IndexVerifyFraction = -0.1 },
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)

@@ -96,6 +96,24 @@ func newStack(t *testing.T, dbURL string, seed []string) (s *stack, jwksFile str
 	return &stack{t: t, db: pool, issuer: issuer, client: &http.Client{Timeout: 30 * time.Second}}, jwksFile
 }
 
+// checkIndexAgreed fails the test when a gateway's permission index gave an
+// answer SpiceDB does not give at the same revision: the stacks verify
+// every index answer (--index-verify-fraction 1), so every suite that runs
+// on them is also a differential test of the index against SpiceDB.
+func (s *stack) checkIndexAgreed() {
+	s.t.Helper()
+	for _, base := range s.baseURLs {
+		mismatches, err := metric(base, `tenantgate_index_verifications_total{result="mismatch"}`)
+		if err != nil {
+			s.t.Errorf("index verifications of %s: %v", base, err)
+			continue
+		}
+		if mismatches != 0 {
+			s.t.Errorf("%s: %v index answers differed from SpiceDB's at the same revision (see the log)", base, mismatches)
+		}
+	}
+}
+
 func startEmbeddedStack(t *testing.T, seed ...string) *stack {
 	t.Helper()
 	return startEmbeddedStackWith(t, func(*app.Config) {}, seed...)
@@ -117,6 +135,7 @@ func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...s
 	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
 	cfg.ServiceToken = serviceToken
 	cfg.Listener = ln
+	cfg.IndexVerifyFraction = 1
 	configure(&cfg)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,6 +154,9 @@ func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...s
 		}
 	})
 	s.baseURLs = []string{"http://" + ln.Addr().String()}
+	if cfg.Index {
+		t.Cleanup(s.checkIndexAgreed)
+	}
 	s.waitReady(func() error {
 		select {
 		case err := <-done:
@@ -184,9 +206,10 @@ func startRemoteStack(t *testing.T, seed ...string) *stack {
 		addr := freeAddr(t)
 		procs = append(procs, run(fmt.Sprintf("serve-%d", i), append([]string{"serve", "--http-addr", addr,
 			"--jwks-file", jwksFile, "--issuer", s.issuer.Issuer(), "--audience", s.issuer.Audience(),
-			"--service-token", serviceToken, "--log-level", "warn"}, remote...)...))
+			"--service-token", serviceToken, "--log-level", "warn", "--index-verify-fraction", "1"}, remote...)...))
 		s.baseURLs = append(s.baseURLs, "http://"+addr)
 	}
+	t.Cleanup(s.checkIndexAgreed)
 	s.waitReady(func() error {
 		for _, p := range append(procs, syncProc) {
 			select {

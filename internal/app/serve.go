@@ -16,13 +16,21 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/index"
 	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 )
 
-// The store's change clock is what the staleness bound samples.
-var _ mirror.ChangeSampler = (*store.Store)(nil)
+// The store's change clock is what the staleness bound samples; SpiceDB
+// feeds the permission index, answers what it cannot, and orders revisions.
+var (
+	_ mirror.ChangeSampler = (*store.Store)(nil)
+	_ index.Source         = (*spicedb.Client)(nil)
+	_ index.Fallback       = (*spicedb.Client)(nil)
+	_ index.Freshness      = (*spicedb.Client)(nil)
+	_ gateway.Authorizer   = (*index.Authorizer)(nil)
+)
 
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
 // runs the sync in-process and is ready once the initial snapshot is in.
@@ -125,8 +133,18 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		return 0
 	}))
+	var authorizer gateway.Authorizer = sdb
+	if cfg.Index {
+		ix, err := index.NewAuthorizer(index.Config{Wait: cfg.IndexWait, VerifyFraction: cfg.IndexVerifyFraction},
+			sdb.Client, sdb.Client, sdb.Client, reg, logger)
+		if err != nil {
+			return err
+		}
+		authorizer = ix
+		loops = append(loops, ix.Run)
+	}
 	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait}, gateway.Deps{
-		Authn: verifier, Authz: sdb, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
+		Authn: verifier, Authz: authorizer, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
 	})
 	if err != nil {

@@ -55,6 +55,10 @@ type Update struct {
 // backend may answer from any reasonably recent state.
 type Consistency struct {
 	AtLeastAsFresh string
+	// AtRevision, when set, asks for the answer at exactly this revision
+	// and nothing else: how the permission index has its answers checked
+	// at the revision it gave them at.
+	AtRevision string
 }
 
 // CheckRequest asks whether User holds Permission on Company.

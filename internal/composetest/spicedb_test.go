@@ -90,6 +90,8 @@ func TestSpiceDBServices(t *testing.T) {
 			// Telemetry to third parties is always off (docs/design.md).
 			"SPICEDB_TELEMETRY_ENDPOINT": "",
 			"SPICEDB_SKIP_RELEASE_CHECK": "true",
+			// The permission index's lag is one Watch heartbeat.
+			"SPICEDB_WATCH_API_HEARTBEAT": "100ms",
 		}},
 	}
 	for _, tt := range tests {

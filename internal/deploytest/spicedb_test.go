@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	appsv1 "k8s.io/api/apps/v1"
@@ -58,6 +59,7 @@ type spiceDBConfig struct {
 	LogLevel          string  `json:"logLevel"`
 	TelemetryEndpoint *string `json:"telemetryEndpoint"`
 	SkipReleaseCheck  string  `json:"skipReleaseCheck"`
+	WatchAPIHeartbeat string  `json:"watchApiHeartbeat"`
 }
 
 type spiceDBPatch struct {
@@ -179,6 +181,11 @@ func TestSpiceDBCluster(t *testing.T) {
 			}
 			if cfg.SkipReleaseCheck != "true" {
 				t.Errorf("skipReleaseCheck %q, want \"true\"", cfg.SkipReleaseCheck)
+			}
+			// The permission index's lag is one Watch heartbeat (1s by
+			// default on the Postgres datastore).
+			if d, err := time.ParseDuration(cfg.WatchAPIHeartbeat); err != nil || d <= 0 || d > 250*time.Millisecond {
+				t.Errorf("watchApiHeartbeat %q: want a duration above 0 and at most 250ms", cfg.WatchAPIHeartbeat)
 			}
 			if c.Spec.SecretName == "" {
 				t.Error("spec.secretName is empty: the operator would generate a Secret without a datastore_uri")

@@ -45,10 +45,13 @@ const (
 
 // postgresSettings tune a throwaway cluster: durability is worthless for
 // data that lives one test run or one demo, logical replication is what the
-// sync uses, and parallel tests each hold a few pooled connections.
+// sync uses, commit timestamps are what SpiceDB's Postgres datastore needs
+// for the Watch that feeds the permission index, and parallel tests each
+// hold a few pooled connections.
 var postgresSettings = []string{
 	"listen_addresses = '127.0.0.1'",
 	"wal_level = logical",
+	"track_commit_timestamp = on",
 	"max_replication_slots = 20",
 	"max_wal_senders = 20",
 	"fsync = off",

@@ -165,32 +165,13 @@ func (e *env) seed(companies, members int) {
 		FROM generate_series(1, $2) i`, companies, members)
 }
 
-// metricValue sums every series of the counter or gauge name.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
-}
-
 func TestResumesFromPersistentSlot(t *testing.T) {
 	e := newEnv(t)
 	e.seed(50, 200)
 	r := e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 250 {
+	if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 250 {
 		t.Fatalf("first run read %v snapshot rows, want 250", n)
 	}
 	r.stop()
@@ -203,7 +184,7 @@ func TestResumesFromPersistentSlot(t *testing.T) {
 	r = e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 0 {
+	if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n != 0 {
 		t.Errorf("resumed run took a snapshot of %v rows; it should have resumed from the slot", n)
 	}
 	var checkpoints int
@@ -231,7 +212,7 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		r := e.start(e.config(), e.target)
 		e.waitReady(r)
 		e.waitConverged(e.target)
-		if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+		if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
 			t.Error("no fresh snapshot after the slot was dropped")
 		}
 		r.stop()
@@ -241,7 +222,7 @@ func TestStartsOverWhenSlotIsGoneOrSpiceDBEmptied(t *testing.T) {
 		r := e.start(e.config(), fresh)
 		e.waitReady(r)
 		e.waitConverged(fresh)
-		if n := metricValue(t, r.reg, "tenantgate_sync_reconcile_repairs_total"); n == 0 {
+		if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_reconcile_repairs_total"); n == 0 {
 			t.Error("the reconcile on resume repaired nothing in an empty SpiceDB")
 		}
 		r.stop()
@@ -300,7 +281,7 @@ func TestStartsOverWhenSlotIsLost(t *testing.T) {
 	r = e.start(e.config(), e.target)
 	e.waitReady(r)
 	e.waitConverged(e.target)
-	if n := metricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
+	if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_snapshot_rows_total"); n == 0 {
 		t.Error("no fresh snapshot after the slot was lost")
 	}
 }
@@ -314,7 +295,7 @@ func TestSlotWALRetentionIsExposed(t *testing.T) {
 	e.waitReady(r)
 	e.exec(`UPDATE company_memberships SET role = 'viewer'`)
 	testutil.Eventually(t, 30*time.Second, func() error {
-		if v := metricValue(t, r.reg, "tenantgate_sync_slot_retained_wal_bytes"); v <= 0 {
+		if v := testutil.MetricValue(t, r.reg, "tenantgate_sync_slot_retained_wal_bytes"); v <= 0 {
 			return fmt.Errorf("tenantgate_sync_slot_retained_wal_bytes = %v", v)
 		}
 		return nil
@@ -507,7 +488,7 @@ func TestUnmappableRowsGoToDeadLetters(t *testing.T) {
 	if want := []string{"m-role", "m-snap", "m-stream"}; !slices.Equal(ids, want) {
 		t.Errorf("dead letters %v, want %v", ids, want)
 	}
-	if n := metricValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 3 {
+	if n := testutil.MetricValue(t, r.reg, "tenantgate_sync_dead_letters_total"); n < 3 {
 		t.Errorf("dead letter metric %v, want at least 3", n)
 	}
 }

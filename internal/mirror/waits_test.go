@@ -143,7 +143,7 @@ func TestLSNWaitsShareOnePoller(t *testing.T) {
 	// A ticker fires at most once per interval; a first waiter adds a poll
 	// at once, a tick kept from before may add one, and one may start as
 	// the last waiter leaves.
-	polls, bound := metricValue(t, reg, "tenantgate_gateway_applied_polls_total"), float64(elapsed/every)+3
+	polls, bound := testutil.MetricValue(t, reg, "tenantgate_gateway_applied_polls_total"), float64(elapsed/every)+3
 	if polls < 1 || polls > bound {
 		t.Fatalf("%d reads waiting %v made %.0f polls, want 1 to %.0f", readers, elapsed.Round(time.Millisecond), polls, bound)
 	}

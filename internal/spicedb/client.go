@@ -27,6 +27,7 @@ const DefaultCallTimeout = 10 * time.Second
 type Client struct {
 	perms       v1.PermissionsServiceClient
 	schema      v1.SchemaServiceClient
+	watch       v1.WatchServiceClient
 	conn        io.Closer
 	callTimeout time.Duration
 	floor       func() string
@@ -56,8 +57,15 @@ func WithFloor(floor func() string) Option {
 	return func(c *Client) { c.floor = floor }
 }
 
-func newClient(perms v1.PermissionsServiceClient, schema v1.SchemaServiceClient, conn io.Closer, revisions revisionParser, opts ...Option) *Client {
-	c := &Client{perms: perms, schema: schema, conn: conn, callTimeout: DefaultCallTimeout, revisions: revisions,
+// services are the SpiceDB APIs a Client uses.
+type services interface {
+	v1.PermissionsServiceClient
+	v1.SchemaServiceClient
+	v1.WatchServiceClient
+}
+
+func newClient(api services, conn io.Closer, revisions revisionParser, opts ...Option) *Client {
+	c := &Client{perms: api, schema: api, watch: api, conn: conn, callTimeout: DefaultCallTimeout, revisions: revisions,
 		importStreams: DefaultImportStreams, importChunk: importChunk, importCallAge: importCallAge}
 	for _, o := range opts {
 		o(c)
@@ -90,12 +98,34 @@ func (c *Client) WriteSchema(ctx context.Context, schema string) error {
 	return nil
 }
 
-func (c *Client) consistency(given authz.Consistency) (*v1.Consistency, error) {
+// wanted is the token a read must be at least as fresh as: the caller's
+// or the floor, whichever is fresher ("" for any).
+func (c *Client) wanted(given authz.Consistency) (string, error) {
 	floor := ""
 	if c.floor != nil {
 		floor = c.floor()
 	}
-	token, err := c.revisions.freshest(given.AtLeastAsFresh, floor)
+	return c.revisions.freshest(given.AtLeastAsFresh, floor)
+}
+
+// Reflects reports whether an answer computed at revision have is as fresh
+// as given and the floor demand. Revisions that cannot be ordered (two
+// concurrent Postgres snapshots) do not reflect: only a revision known to
+// include the wanted one does. A malformed caller's token is an
+// authz.ErrInvalid.
+func (c *Client) Reflects(have string, given authz.Consistency) (bool, error) {
+	want, err := c.wanted(given)
+	if err != nil || want == "" || want == have {
+		return err == nil, err
+	}
+	return c.revisions.includes(have, want), nil
+}
+
+func (c *Client) consistency(given authz.Consistency) (*v1.Consistency, error) {
+	if given.AtRevision != "" {
+		return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: given.AtRevision}}}, nil
+	}
+	token, err := c.wanted(given)
 	switch {
 	case err != nil:
 		return nil, err

@@ -65,6 +65,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, opts ...Option) (*Em
 			datastore.WithURI(cfg.DatastoreURL),
 		)),
 		server.WithPresharedSecureKey(key),
+		// The permission index follows Watch; 0 lets the Postgres
+		// datastore look for changes at its minimum interval (100 ms)
+		// instead of the default 1 s, which would be the index's lag.
+		server.WithWatchHeartbeat(0),
 		server.WithGRPCServer(util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}),
 		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),
 		server.WithMetricsAPI(util.HTTPServerConfig{HTTPEnabled: false}),
@@ -88,13 +92,24 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, opts ...Option) (*Em
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Embedded{
-		Client: newClient(v1.NewPermissionsServiceClient(conn), v1.NewSchemaServiceClient(conn), conn, revisions, opts...),
+		Client: newClient(connServices{
+			PermissionsServiceClient: v1.NewPermissionsServiceClient(conn),
+			SchemaServiceClient:      v1.NewSchemaServiceClient(conn),
+			WatchServiceClient:       v1.NewWatchServiceClient(conn),
+		}, conn, revisions, opts...),
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
 	go func() { e.done <- srv.Run(runCtx) }()
 	logger.Info("embedded spicedb started", "datastore", engine)
 	return e, nil
+}
+
+// connServices are the APIs of one connection.
+type connServices struct {
+	v1.PermissionsServiceClient
+	v1.SchemaServiceClient
+	v1.WatchServiceClient
 }
 
 // Stop shuts the server down and waits for it, bounded by ctx. Later calls

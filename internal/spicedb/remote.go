@@ -47,7 +47,7 @@ func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: dial %s: %w", cfg.Endpoint, err)
 	}
-	return newClient(c.PermissionsServiceClient, c.SchemaServiceClient, c, revisions, opts...), nil
+	return newClient(c, c, revisions, opts...), nil
 }
 
 func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {

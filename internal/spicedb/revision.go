@@ -85,3 +85,17 @@ func (p revisionParser) freshest(given, floor string) (string, error) {
 	}
 	return floor, nil
 }
+
+// includes reports whether revision have is known to include revision want:
+// equal or newer. A token that does not decode includes nothing.
+func (p revisionParser) includes(have, want string) bool {
+	h, err := p.revision(have)
+	if err != nil {
+		return false
+	}
+	w, err := p.revision(want)
+	if err != nil {
+		return false
+	}
+	return h.Equal(w) || h.GreaterThan(w)
+}

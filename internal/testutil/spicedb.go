@@ -223,6 +223,9 @@ func (s *SpiceDB) startLocked(ctx context.Context) (output string, err error) {
 			// hold each stop up for the default 5 s.
 			"--grpc-shutdown-grace-period=1s",
 			"--datastore-engine=postgres",
+			// The permission index follows Watch, which on this datastore
+			// looks for changes once per heartbeat (default 1 s).
+			"--watch-api-heartbeat=100ms",
 			"--datastore-conn-uri=" + s.datastoreURL,
 			"--http-enabled=false",
 			"--metrics-enabled=false",

@@ -13,11 +13,11 @@ import (
 
 // NewEmbedded starts SpiceDB in-process on the memory datastore with
 // tenantgate's schema written; it is stopped when tb ends.
-func NewEmbedded(tb testing.TB) *spicedb.Embedded {
+func NewEmbedded(tb testing.TB, opts ...spicedb.Option) *spicedb.Embedded {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{})
+	e, err := spicedb.StartEmbedded(ctx, spicedb.EmbeddedConfig{}, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,135 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+)
+
+// Index is a Graph shared by concurrent readers, with the SpiceDB revision
+// (a ZedToken) it reflects. Writers replace the graph at a load and amend it
+// one Watch revision at a time, so a reader sees whole revisions only.
+type Index struct {
+	mu    sync.RWMutex
+	graph *Graph
+	// token is the revision graph reflects; "" until the first load.
+	token string
+	// advanced is closed, and replaced, whenever token changes, to wake
+	// the reads waiting for a fresher revision.
+	advanced chan struct{}
+	// loadTime is how long the current graph took to load.
+	loadTime time.Duration
+}
+
+// New returns an empty Index that answers nothing until its first Load.
+func New() *Index {
+	return &Index{advanced: make(chan struct{})}
+}
+
+// Load replaces the graph with one SpiceDB exported at token.
+func (ix *Index) Load(g *Graph, token string, took time.Duration) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.graph = g
+	ix.loadTime = took
+	ix.advance(token)
+}
+
+// Apply makes the updates of one revision, in order, and records token as
+// the revision the index now reflects. An update the index cannot hold
+// leaves the index unloaded: it must not answer without it.
+func (ix *Index) Apply(updates []authz.Update, token string) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.graph == nil {
+		return errNotLoaded
+	}
+	if token == "" {
+		return errors.New("index: update without a revision")
+	}
+	for _, u := range updates {
+		if err := ix.graph.Apply(u); err != nil {
+			ix.graph = nil
+			ix.advance("")
+			return err
+		}
+	}
+	ix.advance(token)
+	return nil
+}
+
+// advance must be called with mu held for writing.
+func (ix *Index) advance(token string) {
+	if token == ix.token {
+		return
+	}
+	ix.token = token
+	close(ix.advanced)
+	ix.advanced = make(chan struct{})
+}
+
+// Token is the revision the index reflects, "" when it is not loaded.
+func (ix *Index) Token() string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.token
+}
+
+// Stats describes the index for metrics.
+type Stats struct {
+	Relationships int
+	LoadTime      time.Duration
+}
+
+// Stats reads the index's size; zero while it is not loaded.
+func (ix *Index) Stats() Stats {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.graph == nil {
+		return Stats{}
+	}
+	return Stats{Relationships: ix.graph.relationships, LoadTime: ix.loadTime}
+}
+
+// Bytes estimates the index's memory. It walks every array: call it at
+// scrape time, not per request.
+func (ix *Index) Bytes() int64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.graph == nil {
+		return 0
+	}
+	return ix.graph.Bytes()
+}
+
+// read runs fn on the graph once the index reflects a revision that
+// fresh accepts, waiting for it until ctx ends. ok is false when the index
+// never got there (or is not loaded): the caller must ask SpiceDB. fresh's
+// error (a malformed consistency token) ends the wait at once.
+func (ix *Index) read(ctx context.Context, fresh func(token string) (bool, error), fn func(*Graph) error) (token string, ok bool, err error) {
+	for {
+		ix.mu.RLock()
+		token, advanced := ix.token, ix.advanced
+		if ix.graph != nil {
+			good, err := fresh(token)
+			if err != nil {
+				ix.mu.RUnlock()
+				return "", false, err
+			}
+			if good {
+				err := fn(ix.graph)
+				ix.mu.RUnlock()
+				return token, true, err
+			}
+		}
+		ix.mu.RUnlock()
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return "", false, nil
+		}
+	}
+}

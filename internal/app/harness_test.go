@@ -114,6 +114,14 @@ func (s *stack) checkIndexAgreed() {
 	}
 }
 
+// serveArgs are the arguments of a `tenantgate serve` process of the stack
+// on addr, with backend's flags (a remote SpiceDB, a datastore) after them.
+func (s *stack) serveArgs(addr, jwksFile string, backend ...string) []string {
+	return append([]string{"serve", "--http-addr", addr,
+		"--jwks-file", jwksFile, "--issuer", s.issuer.Issuer(), "--audience", s.issuer.Audience(),
+		"--service-token", serviceToken, "--log-level", "warn", "--index-verify-fraction", "1"}, backend...)
+}
+
 func startEmbeddedStack(t *testing.T, seed ...string) *stack {
 	t.Helper()
 	return startEmbeddedStackWith(t, func(*app.Config) {}, seed...)
@@ -204,9 +212,7 @@ func startRemoteStack(t *testing.T, seed ...string) *stack {
 	var procs []*testutil.Process
 	for i := range 2 {
 		addr := freeAddr(t)
-		procs = append(procs, run(fmt.Sprintf("serve-%d", i), append([]string{"serve", "--http-addr", addr,
-			"--jwks-file", jwksFile, "--issuer", s.issuer.Issuer(), "--audience", s.issuer.Audience(),
-			"--service-token", serviceToken, "--log-level", "warn", "--index-verify-fraction", "1"}, remote...)...))
+		procs = append(procs, run(fmt.Sprintf("serve-%d", i), s.serveArgs(addr, jwksFile, remote...)...))
 		s.baseURLs = append(s.baseURLs, "http://"+addr)
 	}
 	t.Cleanup(s.checkIndexAgreed)

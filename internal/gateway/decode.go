@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -178,9 +180,16 @@ type jsonField struct {
 	typ  reflect.Type
 }
 
+// fieldsByType caches jsonFields: a request's body types are few and
+// fixed, and reflecting on them per request was a third of a check's cost.
+var fieldsByType sync.Map // reflect.Type -> map[string]jsonField
+
 // jsonFields maps the folded JSON name of every field of struct type t to
 // the field.
 func jsonFields(t reflect.Type) map[string]jsonField {
+	if cached, ok := fieldsByType.Load(t); ok {
+		return cached.(map[string]jsonField)
+	}
 	fields := map[string]jsonField{}
 	for _, f := range reflect.VisibleFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -193,6 +202,7 @@ func jsonFields(t reflect.Type) map[string]jsonField {
 		}
 		fields[foldKey(name)] = jsonField{name: name, typ: f.Type}
 	}
+	fieldsByType.Store(t, fields)
 	return fields
 }
 
@@ -200,6 +210,13 @@ func jsonFields(t reflect.Type) map[string]jsonField {
 // keys fold alike exactly when encoding/json would take one for the other
 // (strings.EqualFold: "K", "k" and the Kelvin sign are one letter).
 func foldKey(key string) string {
+	if ascii, ok := foldASCII(key); ok {
+		return ascii
+	}
+	return foldRunes(key)
+}
+
+func foldRunes(key string) string {
 	return strings.Map(func(r rune) rune {
 		least := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
@@ -207,6 +224,26 @@ func foldKey(key string) string {
 		}
 		return least
 	}, key)
+}
+
+// foldASCII is foldKey for a key of ASCII only, the common case: the least
+// of an ASCII letter's orbit is its upper case (the Kelvin sign and the
+// long s, which fold to K and S, are not ASCII and take the slow path).
+func foldASCII(key string) (string, bool) {
+	upper := true
+	for i := range len(key) {
+		c := key[i]
+		if c >= utf8.RuneSelf {
+			return "", false
+		}
+		if 'a' <= c && c <= 'z' {
+			upper = false
+		}
+	}
+	if upper {
+		return key, true
+	}
+	return strings.ToUpper(key), true
 }
 
 func requireJSON(contentType string) error {

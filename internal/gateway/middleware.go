@@ -92,7 +92,7 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 			elapsed := time.Since(start)
 			g.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			g.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			g.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			g.log.LogAttrs(r.Context(), accessLogLevel(status), "http request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", status),
@@ -169,4 +169,18 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, who audience,
 		return nil, fmt.Errorf("%w: the service token may only call /v1/check and /v1/check/bulk", authz.ErrForbidden)
 	}
 	return h(w, r, c)
+}
+
+// accessLogLevel keeps a line per answered request out of the info log: at
+// thousands of checks a second it would cost more than the checks, and
+// tenantgate_http_requests_total counts them. Refusals are info, failures
+// warnings.
+func accessLogLevel(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelWarn
+	case status >= 400:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }

@@ -48,6 +48,14 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 // question. Below a json.RawMessage or an interface anything goes: whoever
 // reads that value later decodes it by its own rules.
 func checkKeys(body []byte, t reflect.Type) error {
+	if err, ok := checkFlatKeys(body, t); ok {
+		return err
+	}
+	return walkKeys(body, t)
+}
+
+// walkKeys is checkKeys for any body, token by token.
+func walkKeys(body []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	// Numbers are not converted: a huge one is the decoder's to judge.
 	dec.UseNumber()
@@ -62,6 +70,107 @@ func checkKeys(body []byte, t reflect.Type) error {
 	default:
 		return err
 	}
+}
+
+// checkFlatKeys is checkKeys for the bodies of nearly every request: one
+// object of strings, numbers and literals, no escape in a key, decoded into
+// a struct. It applies walkObject's rules to the keys as it finds them
+// without tokenising; ok is false for any other body, and for any syntax it
+// does not expect, which the walk then reports.
+func checkFlatKeys(body []byte, t reflect.Type) (err error, ok bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	fields := jsonFields(t)
+	var seen [8]struct{ folded, key string }
+	n := 0
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return nil, skipSpace(body, i+1) == len(body)
+	}
+	for {
+		if i == len(body) || body[i] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		key := string(body[i+1 : i+1+end])
+		if strings.IndexByte(key, '\\') >= 0 || !utf8.ValidString(key) || n == len(seen) {
+			return nil, false
+		}
+		folded := foldKey(key)
+		for _, prev := range seen[:n] {
+			if prev.folded == folded {
+				return repeatedKey(prev.key, key), true
+			}
+		}
+		seen[n] = struct{ folded, key string }{folded, key}
+		n++
+		if _, err := fieldType(fields, key, ""); err != nil {
+			return err, true
+		}
+		i = skipSpace(body, i+2+end)
+		if i == len(body) || body[i] != ':' {
+			return nil, false
+		}
+		if i = skipScalar(body, skipSpace(body, i+1)); i < 0 {
+			return nil, false
+		}
+		switch i = skipSpace(body, i); {
+		case i < len(body) && body[i] == ',':
+			i = skipSpace(body, i+1)
+		case i < len(body) && body[i] == '}':
+			return nil, skipSpace(body, i+1) == len(body)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipScalar returns the index after the string, number or literal at i, or
+// -1 for anything else (an object, an array, the end).
+func skipScalar(b []byte, i int) int {
+	if i == len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return -1
+	case c == '{' || c == '[':
+		return -1
+	}
+	j := i
+	for j < len(b) && !strings.ContainsRune(" \t\n\r,}]", rune(b[j])) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
 }
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()

@@ -24,6 +24,9 @@ type Source interface {
 const (
 	retryMin = 100 * time.Millisecond
 	retryMax = 5 * time.Second
+	// reloadMax bounds the wait between loads when Watch fails after
+	// every one (a datastore without commit timestamps).
+	reloadMax = time.Minute
 	// watchHealthy is how long a Watch must have run for its end to count
 	// as a normal restart (a SpiceDB rollout, a proxy's idle timeout)
 	// rather than a failure.
@@ -43,8 +46,8 @@ type follower struct {
 }
 
 // run loads the index and follows the Source's changes until ctx ends,
-// reloading when the Watch cannot resume. While it is loading or behind,
-// reads fall back to SpiceDB.
+// reloading when the Watch cannot resume. While it is loading, behind, or
+// its Watch is down, reads go to SpiceDB.
 func (f *follower) run(ctx context.Context) {
 	delay := retryMin
 	for ctx.Err() == nil {
@@ -53,11 +56,22 @@ func (f *follower) run(ctx context.Context) {
 				return
 			}
 			f.log.Warn("index: load failed; reads go to SpiceDB", "err", err, "retry_in", delay)
-			delay = pause(ctx, delay)
+			delay = pause(ctx, delay, retryMax)
 			continue
 		}
-		delay = retryMin
-		f.follow(ctx)
+		if f.follow(ctx) {
+			delay = retryMin
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Loads that Watch cannot follow would repeat a full export every
+		// few seconds; they slow down to one a minute instead.
+		f.index.Unload()
+		f.log.Error("index: SpiceDB's Watch fails right after a load, so the index is off and every read goes to SpiceDB; "+
+			"on a Postgres datastore Watch needs track_commit_timestamp=on", "retry_in", delay)
+		delay = pause(ctx, delay, reloadMax)
 	}
 }
 
@@ -77,42 +91,49 @@ func (f *follower) load(ctx context.Context) error {
 	return nil
 }
 
-// follow applies the Watch until ctx ends or the index must load again.
-func (f *follower) follow(ctx context.Context) {
+// follow applies the Watch until ctx ends or the index must load again,
+// and reports whether the Watch delivered anything or ran long enough to
+// count as working.
+func (f *follower) follow(ctx context.Context) (worked bool) {
 	failures, delay := 0, retryMin
 	for {
 		after := f.index.Token()
 		if after == "" {
-			return // an update the index could not hold unloaded it
+			return true // an update the index could not hold unloaded it
 		}
 		started := time.Now()
-		err := f.source.Watch(ctx, after, f.index.Apply)
+		delivered := false
+		err := f.source.Watch(ctx, after, func(updates []authz.Update, through string) error {
+			delivered = true
+			return f.index.Apply(updates, through)
+		})
 		if ctx.Err() != nil {
-			return
+			return true
 		}
+		f.index.Stalled()
 		f.metrics.watchRestarts.Inc()
-		if time.Since(started) >= watchHealthy {
-			failures, delay = 0, retryMin
+		if delivered || time.Since(started) >= watchHealthy {
+			worked, failures, delay = true, 0, retryMin
 			f.log.Debug("index: watch ended; resuming", "err", err)
 			continue
 		}
 		if failures++; failures >= watchFailures {
 			f.log.Warn("index: watch keeps failing; loading again", "err", err)
-			return
+			return worked
 		}
 		f.log.Warn("index: watch failed; resuming", "err", err, "retry_in", delay)
-		delay = pause(ctx, delay)
+		delay = pause(ctx, delay, retryMax)
 	}
 }
 
 // pause waits about d (jittered, so replicas do not retry in step) or
-// until ctx ends, and returns the next, doubled, delay.
-func pause(ctx context.Context, d time.Duration) time.Duration {
+// until ctx ends, and returns the next, doubled, delay up to most.
+func pause(ctx context.Context, d, most time.Duration) time.Duration {
 	t := time.NewTimer(d/2 + rand.N(d/2+1))
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return min(2*d, retryMax)
+	return min(2*d, most)
 }

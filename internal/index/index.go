@@ -20,6 +20,10 @@ type Index struct {
 	// advanced is closed, and replaced, whenever token changes, to wake
 	// the reads waiting for a fresher revision.
 	advanced chan struct{}
+	// following is false while the Watch that feeds the index is down: a
+	// read the index is not fresh enough for then goes to SpiceDB at once
+	// instead of waiting for changes that are not coming.
+	following bool
 	// loadTime is how long the current graph took to load.
 	loadTime time.Duration
 }
@@ -35,7 +39,23 @@ func (ix *Index) Load(g *Graph, token string, took time.Duration) {
 	defer ix.mu.Unlock()
 	ix.graph = g
 	ix.loadTime = took
+	ix.following = true
 	ix.advance(token)
+}
+
+// Unload drops the graph: reads go to SpiceDB at once until the next Load.
+func (ix *Index) Unload() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.graph = nil
+	ix.advance("")
+}
+
+// Stalled records that the Watch broke; the next Apply undoes it.
+func (ix *Index) Stalled() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.following = false
 }
 
 // Apply makes the updates of one revision, in order, and records token as
@@ -57,6 +77,7 @@ func (ix *Index) Apply(updates []authz.Update, token string) error {
 			return err
 		}
 	}
+	ix.following = true
 	ix.advance(token)
 	return nil
 }
@@ -106,26 +127,32 @@ func (ix *Index) Bytes() int64 {
 }
 
 // read runs fn on the graph once the index reflects a revision that
-// fresh accepts, waiting for it until ctx ends. ok is false when the index
-// never got there (or is not loaded): the caller must ask SpiceDB. fresh's
-// error (a malformed consistency token) ends the wait at once.
+// fresh accepts, waiting for it until ctx ends while the Watch runs. ok is
+// false when the index did not get there, is not loaded, or its Watch is
+// down: the caller must ask SpiceDB. fresh's error (a malformed consistency
+// token) ends the wait at once.
 func (ix *Index) read(ctx context.Context, fresh func(token string) (bool, error), fn func(*Graph) error) (token string, ok bool, err error) {
 	for {
 		ix.mu.RLock()
-		token, advanced := ix.token, ix.advanced
-		if ix.graph != nil {
-			good, err := fresh(token)
-			if err != nil {
-				ix.mu.RUnlock()
-				return "", false, err
-			}
-			if good {
-				err := fn(ix.graph)
-				ix.mu.RUnlock()
-				return token, true, err
-			}
+		token, advanced, following := ix.token, ix.advanced, ix.following
+		if ix.graph == nil {
+			ix.mu.RUnlock()
+			return "", false, nil
+		}
+		good, err := fresh(token)
+		if err != nil {
+			ix.mu.RUnlock()
+			return "", false, err
+		}
+		if good {
+			err := fn(ix.graph)
+			ix.mu.RUnlock()
+			return token, true, err
 		}
 		ix.mu.RUnlock()
+		if !following {
+			return token, false, nil
+		}
 		select {
 		case <-advanced:
 		case <-ctx.Done():

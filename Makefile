@@ -29,6 +29,17 @@ fmt-check:
 bench:
 	$(GO) test -v -run '^$$' -bench . -benchtime 1x -count 1 -timeout 40m ./internal/bench/
 
+# Issue 12's comparison: `tenantgate bench` measures the gateway (embedded,
+# on a Postgres datastore, against a remote SpiceDB; index on and off)
+# against a floor, the recursive SQL and SpiceDB itself, every one a process
+# on loopback, on generated data in a throwaway PostgreSQL. The markdown
+# table goes to stdout, the chart to docs/. Not part of `make test`; about
+# 10 minutes on 2 cores after SpiceDB is built (minutes, once).
+.PHONY: bench-gateway
+bench-gateway: build
+	$(GO) build -o bin/spicedb github.com/authzed/spicedb/cmd/spicedb
+	bin/tenantgate bench --bench-spicedb-bin bin/spicedb --bench-chart docs/benchmarks-gateway.svg
+
 # The crash test of internal/app at ten times its CI size: 200,000 random
 # changes and 200 SIGKILLs of the sync, with the PostgreSQL restart and the
 # SpiceDB outage of the short run.

@@ -41,7 +41,14 @@ func rootCommand() *cobra.Command {
 		command("demo", "Run everything on sample data and print ready-to-paste curl commands", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 			return app.Demo(ctx, cfg, logger, os.Stdout)
 		}),
+		command("bench", "Measure the gateway against a floor, plain SQL and SpiceDB on generated data; print a markdown table, write an SVG chart", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
+			return app.Bench(ctx, cfg, logger, os.Stdout)
+		}),
 	)
+	// The floor is a process bench starts, not a command for users.
+	floor := command(app.BenchFloorCommand, "Serve the bench's floor: checks answered from memory behind the gateway's JWT verification", app.BenchFloor)
+	floor.Hidden = true
+	root.AddCommand(floor)
 	return root
 }
 

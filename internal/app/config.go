@@ -69,6 +69,7 @@ type Config struct {
 	BenchClients       int           `flag:"bench-clients" usage:"bench only: concurrent clients"`
 	BenchBulkSize      int           `flag:"bench-bulk-size" usage:"bench only: checks per bulk call"`
 	BenchListRepeats   int           `flag:"bench-list-repeats" usage:"bench only: how often each list is read, timed"`
+	BenchDuration      time.Duration `flag:"bench-duration" usage:"bench only: longest each timed measurement of a system (its checks, its bulk checks, its lists of one size) runs; a system too slow to finish answers fewer (0: no limit)"`
 	BenchLagRate       int           `flag:"bench-lag-rate" usage:"bench only: changes per second committed for the commit-to-visible lag of every gateway with its index on (0 skips it)"`
 	BenchLagDuration   time.Duration `flag:"bench-lag-duration" usage:"bench only: how long the lag run commits changes (0 skips it)"`
 	BenchIndexSizes    string        `flag:"bench-index-sizes" usage:"bench only: comma-separated membership counts at which the index's memory and build time are measured in the bench process (empty skips it)"`
@@ -111,6 +112,7 @@ func Default() Config {
 		BenchClients:           8,
 		BenchBulkSize:          100,
 		BenchListRepeats:       20,
+		BenchDuration:          30 * time.Second,
 		BenchLagRate:           1000,
 		BenchLagDuration:       10 * time.Second,
 		BenchIndexSizes:        "100000,1000000",

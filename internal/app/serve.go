@@ -111,12 +111,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		})
 	}
 
-	verifier, err := identity.New(ctx, identity.Config{
-		JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile,
-		Issuer: cfg.Issuer, Audience: cfg.Audience, SubjectClaim: cfg.SubjectClaim,
-		TokenUse: cfg.TokenUse, TokenType: cfg.TokenType,
-		Logger: logger,
-	})
+	verifier, err := identity.New(ctx, cfg.identityConfig(logger))
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}

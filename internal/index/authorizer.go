@@ -101,24 +101,22 @@ const (
 // the configured time. ok false means SpiceDB must answer. err is only a
 // malformed consistency token, which SpiceDB would refuse as well.
 func (a *Authorizer) answer(ctx context.Context, c authz.Consistency, fn func(*Graph) error) (token string, ok bool, err error) {
-	waitCtx, cancel := context.WithTimeout(ctx, a.wait)
-	defer cancel()
 	var answerErr error
-	token, ok, err = a.index.read(waitCtx, func(have string) (bool, error) { return a.fresh.Reflects(have, c) },
+	token, ok, err = a.index.read(ctx, a.wait, func(have string) (bool, error) { return a.fresh.Reflects(have, c) },
 		func(g *Graph) error { answerErr = fn(g); return nil })
 	switch {
 	case err != nil:
 		return "", false, err
-	case !ok && a.index.Token() == "":
-		a.metrics.reads.WithLabelValues(bySpiceDB, reasonLoading).Inc()
+	case !ok && token == "":
+		a.metrics.readsLoading.Inc()
 	case !ok:
-		a.metrics.reads.WithLabelValues(bySpiceDB, reasonBehind).Inc()
+		a.metrics.readsBehind.Inc()
 	case answerErr != nil:
 		a.log.Warn("index: cannot answer; asking SpiceDB", "err", answerErr)
-		a.metrics.reads.WithLabelValues(bySpiceDB, reasonError).Inc()
+		a.metrics.readsError.Inc()
 		ok = false
 	default:
-		a.metrics.reads.WithLabelValues(byIndex, reasonFresh).Inc()
+		a.metrics.readsFresh.Inc()
 	}
 	return token, ok, nil
 }

@@ -127,11 +127,13 @@ func (ix *Index) Bytes() int64 {
 }
 
 // read runs fn on the graph once the index reflects a revision that
-// fresh accepts, waiting for it until ctx ends while the Watch runs. ok is
-// false when the index did not get there, is not loaded, or its Watch is
-// down: the caller must ask SpiceDB. fresh's error (a malformed consistency
-// token) ends the wait at once.
-func (ix *Index) read(ctx context.Context, fresh func(token string) (bool, error), fn func(*Graph) error) (token string, ok bool, err error) {
+// fresh accepts, waiting for it at most wait, and only while the Watch
+// runs. ok is false when the index did not get there, is not loaded, or its
+// Watch is down: the caller must ask SpiceDB. fresh's error (a malformed
+// consistency token) ends the wait at once. A read the index is fresh
+// enough for, nearly all of them, sets no timer.
+func (ix *Index) read(ctx context.Context, wait time.Duration, fresh func(token string) (bool, error), fn func(*Graph) error) (token string, ok bool, err error) {
+	var expired <-chan time.Time
 	for {
 		ix.mu.RLock()
 		token, advanced, following := ix.token, ix.advanced, ix.following
@@ -153,10 +155,17 @@ func (ix *Index) read(ctx context.Context, fresh func(token string) (bool, error
 		if !following {
 			return token, false, nil
 		}
+		if expired == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
 		case <-advanced:
+		case <-expired:
+			return token, false, nil
 		case <-ctx.Done():
-			return "", false, nil
+			return token, false, nil
 		}
 	}
 }

@@ -320,7 +320,7 @@ func (g *Graph) Lookup(user string, p authz.Permission, cursor string, limit int
 	if !ok {
 		return nil, "", nil
 	}
-	seen := make(map[int32]struct{})
+	seen := make([]uint64, (len(g.companies)+63)/64)
 	var ids []string
 	for _, gr := range g.grants[u] {
 		if gr.roles&want == 0 {
@@ -341,15 +341,17 @@ func (g *Graph) Lookup(user string, p authz.Permission, cursor string, limit int
 	return ids, "", nil
 }
 
-// descend calls found once for company and each descendant not yet seen.
-func (g *Graph) descend(company int32, depth int, seen map[int32]struct{}, found func(int32)) error {
+// descend calls found once for company and each descendant not yet seen,
+// a bit set over the company numbers.
+func (g *Graph) descend(company int32, depth int, seen []uint64, found func(int32)) error {
 	if depth >= MaxDepth {
 		return errTooDeep
 	}
-	if _, ok := seen[company]; ok {
+	word, bit := company/64, uint64(1)<<(company%64)
+	if seen[word]&bit != 0 {
 		return nil
 	}
-	seen[company] = struct{}{}
+	seen[word] |= bit
 	found(company)
 	for _, child := range g.children[company] {
 		if err := g.descend(child, depth+1, seen, found); err != nil {

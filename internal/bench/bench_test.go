@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/loadbench"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
 
@@ -126,7 +127,7 @@ func once(b *testing.B) {
 func report(b *testing.B, format string, args ...any) {
 	b.Helper()
 	b.ReportMetric(load1(), "load1")
-	b.Logf(format+" (load %s)", append(args, loadAverage())...)
+	b.Logf(format+" (load %s)", append(args, loadbench.LoadAverage())...)
 }
 
 // BenchmarkSync is issue 3's measurement, in one run against one PostgreSQL
@@ -138,7 +139,7 @@ func BenchmarkSync(b *testing.B) {
 	cfg := loadConfig(b)
 	ctx, cancel := context.WithTimeout(b.Context(), cfg.timeout)
 	defer cancel()
-	b.Logf("machine: %s; go test pid %d; load %s", machine(), os.Getpid(), loadAverage())
+	b.Logf("machine: %s; go test pid %d; load %s", loadbench.Machine(), os.Getpid(), loadbench.LoadAverage())
 	// SpiceDB cancels a stream that has sent no response for this long, and
 	// ImportBulkRelationships sends its only response at the end: with the
 	// default of 30 s no import that takes longer can succeed

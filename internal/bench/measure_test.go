@@ -9,15 +9,15 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/loadbench"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat. The
@@ -168,50 +168,13 @@ func machineCPU() (cpuTimes, error) {
 	return t, nil
 }
 
-// loadAverage is the 1, 5 and 15 minute load average, as /proc/loadavg
-// shows it.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // load1 is the 1 minute load average as a number, for ReportMetric.
 func load1() float64 {
-	v, err := strconv.ParseFloat(strings.Fields(loadAverage() + " ")[0], 64)
+	v, err := strconv.ParseFloat(strings.Fields(loadbench.LoadAverage() + " ")[0], 64)
 	if err != nil {
 		return math.NaN()
 	}
 	return v
-}
-
-// machine describes the host for the record: CPU model, cores, memory.
-func machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.Lines(string(data)) {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := "unknown memory"
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.Lines(string(data)) {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d logical CPUs, %s RAM", model, runtime.NumCPU(), mem)
 }
 
 // meter attributes CPU time to the processes of a measurement, so a figure
@@ -388,50 +351,6 @@ func duration(v any) (time.Duration, error) {
 		return time.ParseDuration(d)
 	}
 	return 0, fmt.Errorf("not a duration: %v", v)
-}
-
-// scrapeMetrics sums, per metric name, every series of the names asked for
-// on a Prometheus text endpoint.
-func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, rest, ok := strings.Cut(line, " ")
-		if i := strings.IndexByte(line, '{'); i >= 0 && i < len(name) {
-			name = line[:i]
-			_, rest, ok = strings.Cut(line[strings.IndexByte(line, '}'):], " ")
-		}
-		if !ok || !slices.Contains(names, name) {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("scrape %s: %q: %w", url, line, err)
-		}
-		out[name] += v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	return out, nil
 }
 
 // busyLoops starts n processes that spin on a core each until stop is

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/devenv"
+	"github.com/tenantgate/tenantgate/internal/loadbench"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
@@ -109,7 +110,7 @@ func (c *cluster) newAppDB(ctx context.Context, b *testing.B, name string, rows 
 		b.Fatal(err)
 	}
 	b.Logf("seeded %s: %d memberships, %d relationships in %v (load %s)",
-		name, rows, len(rels), time.Since(began).Round(time.Millisecond), loadAverage())
+		name, rows, len(rels), time.Since(began).Round(time.Millisecond), loadbench.LoadAverage())
 	return &appDB{name: name, url: url, pool: pool, rows: rows, rels: rels}
 }
 
@@ -348,7 +349,7 @@ func (s *syncProc) firstError() string {
 }
 
 func (s *syncProc) metrics(ctx context.Context) (map[string]float64, error) {
-	return scrapeMetrics(ctx, "http://"+s.addr+"/metrics",
+	return loadbench.ScrapeMetrics(ctx, "http://"+s.addr+"/metrics",
 		"tenantgate_sync_batch_size_sum", "tenantgate_sync_batch_size_count", "tenantgate_sync_transactions_total")
 }
 

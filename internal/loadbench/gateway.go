@@ -202,7 +202,7 @@ func (r *run) awaitIndex(ctx context.Context, metricsURL string) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		m, err := scrapeMetrics(ctx, metricsURL, indexMetrics...)
+		m, err := ScrapeMetrics(ctx, metricsURL, indexMetrics...)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -255,7 +255,7 @@ func (r *run) gatewaySuite(ctx context.Context, name string, index bool, base st
 
 // indexNotes describe the gateway's index as its metrics have it.
 func indexNotes(ctx context.Context, metricsURL string) ([]string, error) {
-	m, err := scrapeMetrics(ctx, metricsURL, indexMetrics...)
+	m, err := ScrapeMetrics(ctx, metricsURL, indexMetrics...)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}

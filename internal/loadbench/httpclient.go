@@ -171,10 +171,10 @@ func (a *apiClient) list(ctx context.Context, user string, p authz.Permission) (
 	}
 }
 
-// scrapeMetrics sums, per name, every series of the metrics asked for on a
+// ScrapeMetrics sums, per name, every series of the metrics asked for on a
 // Prometheus text endpoint; a metric the endpoint does not have is absent
 // from the map.
-func scrapeMetrics(ctx context.Context, metricsURL string, names ...string) (map[string]float64, error) {
+func ScrapeMetrics(ctx context.Context, metricsURL string, names ...string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)

@@ -91,9 +91,9 @@ type header struct {
 func writeTable(w io.Writer, h header, results []result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## `tenantgate bench`, %s\n\n", h.began.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- machine: %s; %s %s/%s\n", machine(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "- machine: %s; %s %s/%s\n", Machine(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "- load average (1, 5, 15 min): %s before, %s after; the run took %s\n",
-		h.loadBefore, loadAverage(), h.ended.Sub(h.began).Round(time.Second))
+		h.loadBefore, LoadAverage(), h.ended.Sub(h.began).Round(time.Second))
 	fmt.Fprintf(&b, "- data: %s\n- workload: %s\n", h.data, h.workload)
 	fmt.Fprintf(&b, "- every answer was checked against the ground truth; process logs are in %s\n", h.logDir)
 	b.WriteString("- ×floor, ×SQL: how many times faster than the floor's and the SQL's single checks (checks/s), or than the SQL's list (p50)\n\n")
@@ -171,9 +171,9 @@ func bytesText(n int64) string {
 	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 }
 
-// loadAverage is the 1, 5 and 15 minute load average, as /proc/loadavg
+// LoadAverage is the 1, 5 and 15 minute load average, as /proc/loadavg
 // has it.
-func loadAverage() string {
+func LoadAverage() string {
 	data, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "unknown"
@@ -185,8 +185,8 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// machine names the CPU model, the logical CPUs and the memory.
-func machine() string {
+// Machine names the CPU model, the logical CPUs and the memory.
+func Machine() string {
 	model, mem := "unknown CPU", "unknown memory"
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(data)) {

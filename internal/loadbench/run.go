@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (e
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	r := &run{cfg: cfg, log: logger, began: time.Now(), load: loadAverage()}
+	r := &run{cfg: cfg, log: logger, began: time.Now(), load: LoadAverage()}
 	defer func() {
 		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()

@@ -32,24 +32,7 @@ func startSpiceDB(ctx context.Context, name, bin, datastoreURL, logDir string) (
 		return nil, fmt.Errorf("spicedb: %w", err)
 	}
 	s := &spiceDBServer{endpoint: "127.0.0.1:" + strconv.Itoa(port), token: rand.Text()}
-	s.proc, err = startChild(name, logDir, bin, "serve",
-		"--grpc-preshared-key="+s.token,
-		// Without a certificate the gRPC server speaks plaintext.
-		"--grpc-addr="+s.endpoint,
-		"--grpc-shutdown-grace-period=1s",
-		"--datastore-engine=postgres",
-		"--datastore-conn-uri="+datastoreURL,
-		// The permission index follows Watch, which on this datastore
-		// looks for changes once per heartbeat (default 1 s).
-		"--watch-api-heartbeat=100ms",
-		"--http-enabled=false",
-		"--metrics-enabled=false",
-		"--dispatch-cluster-enabled=false",
-		"--telemetry-endpoint=",
-		"--skip-release-check",
-		"--log-level=warn",
-		"--log-format=json",
-	)
+	s.proc, err = startChild(name, logDir, bin, devenv.SpiceDBServeArgs(s.endpoint, s.token, datastoreURL)...)
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: %w", err)
 	}

@@ -213,28 +213,8 @@ func (s *SpiceDB) logFile() string { return filepath.Join(s.dir, "spicedb.log") 
 // caller to look for a port clash in.
 func (s *SpiceDB) startLocked(ctx context.Context) (output string, err error) {
 	proc, err := StartProcess(ProcessOptions{
-		Path: s.bin,
-		Args: []string{
-			"serve",
-			"--grpc-preshared-key=" + s.token,
-			// Without a certificate the gRPC server speaks plaintext.
-			"--grpc-addr=" + s.Endpoint(),
-			// Tests stop servers often; a client stream left open must not
-			// hold each stop up for the default 5 s.
-			"--grpc-shutdown-grace-period=1s",
-			"--datastore-engine=postgres",
-			// The permission index follows Watch, which on this datastore
-			// looks for changes once per heartbeat (default 1 s).
-			"--watch-api-heartbeat=100ms",
-			"--datastore-conn-uri=" + s.datastoreURL,
-			"--http-enabled=false",
-			"--metrics-enabled=false",
-			"--dispatch-cluster-enabled=false",
-			"--telemetry-endpoint=",
-			"--skip-release-check",
-			"--log-level=warn",
-			"--log-format=json",
-		},
+		Path:    s.bin,
+		Args:    devenv.SpiceDBServeArgs(s.Endpoint(), s.token, s.datastoreURL),
 		LogFile: s.logFile(),
 	})
 	if err != nil {

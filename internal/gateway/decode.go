@@ -59,7 +59,7 @@ func walkKeys(body []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	// Numbers are not converted: a huge one is the decoder's to judge.
 	dec.UseNumber()
-	if err := walkValue(dec, t, ""); err != nil {
+	if err := walkValue(dec, t, "", 0); err != nil {
 		return err
 	}
 	switch _, err := dec.Token(); {
@@ -175,12 +175,21 @@ func skipScalar(b []byte, i int) int {
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
-// walkValue checks the next value of dec, decoded into t; a nil t is a
-// value that does not fit its destination, which json.Unmarshal reports,
-// but whose keys are checked for repeats all the same.
-func walkValue(dec *json.Decoder, t reflect.Type, path string) error {
+// maxNesting bounds how deep objects and arrays may nest in a body: no
+// request needs more than three levels, and the walk recurses once per
+// level, so a body of a million brackets must not mean a million frames.
+const maxNesting = 32
+
+// walkValue checks the next value of dec, decoded into t, at nesting depth
+// depth; a nil t is a value that does not fit its destination, which
+// json.Unmarshal reports, but whose keys are checked for repeats all the
+// same.
+func walkValue(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if depth > maxNesting {
+		return fmt.Errorf("%w: body nests objects and arrays deeper than %d levels", authz.ErrInvalid, maxNesting)
 	}
 	if t == rawMessageType || t != nil && t.Kind() == reflect.Interface {
 		var skipped json.RawMessage
@@ -191,9 +200,9 @@ func walkValue(dec *json.Decoder, t reflect.Type, path string) error {
 	case err != nil:
 		return err
 	case tok == json.Delim('{'):
-		return inside(walkObject(dec, t, path))
+		return inside(walkObject(dec, t, path, depth+1))
 	case tok == json.Delim('['):
-		return inside(walkArray(dec, t, path))
+		return inside(walkArray(dec, t, path, depth+1))
 	}
 	return nil
 }
@@ -207,7 +216,7 @@ func inside(err error) error {
 	return err
 }
 
-func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
+func walkObject(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 	var fields map[string]jsonField
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
@@ -228,7 +237,7 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 		if err != nil {
 			return err
 		}
-		if err := walkValue(dec, ft, keyPath(path, key)); err != nil {
+		if err := walkValue(dec, ft, keyPath(path, key), depth); err != nil {
 			return err
 		}
 	}
@@ -255,13 +264,13 @@ func fieldType(fields map[string]jsonField, key, path string) (reflect.Type, err
 	return f.typ, nil
 }
 
-func walkArray(dec *json.Decoder, t reflect.Type, path string) error {
+func walkArray(dec *json.Decoder, t reflect.Type, path string, depth int) error {
 	var elem reflect.Type
 	if t != nil && t.Kind() == reflect.Slice {
 		elem = t.Elem()
 	}
 	for i := 0; dec.More(); i++ {
-		if err := walkValue(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		if err := walkValue(dec, elem, fmt.Sprintf("%s[%d]", path, i), depth); err != nil {
 			return err
 		}
 	}

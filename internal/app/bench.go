@@ -16,6 +16,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/loadbench"
 )
 
+// The floor verifies tokens exactly as the gateway does.
+var _ loadbench.Authenticator = (*identity.Verifier)(nil)
+
 // BenchFloorCommand is the hidden command Bench starts for the floor.
 const BenchFloorCommand = loadbench.FloorCommand
 

@@ -41,6 +41,9 @@ func rootCommand() *cobra.Command {
 		command("demo", "Run everything on sample data and print ready-to-paste curl commands", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 			return app.Demo(ctx, cfg, logger, os.Stdout)
 		}),
+		command("explain", "Ask a running gateway why a user may or may not do a permission on a company", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
+			return app.Explain(ctx, cfg, logger, os.Stdout)
+		}),
 		command("bench", "Measure the gateway against a floor, plain SQL and SpiceDB on generated data; print a markdown table, write an SVG chart", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 			return app.Bench(ctx, cfg, logger, os.Stdout)
 		}),

@@ -111,6 +111,7 @@ func (c Config) identityConfig(logger *slog.Logger) identity.Config {
 		JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile,
 		Issuer: c.Issuer, Audience: c.Audience, SubjectClaim: c.SubjectClaim,
 		TokenUse: c.TokenUse, TokenType: c.TokenType,
-		Logger: logger,
+		GroupsClaim: c.GroupsClaim,
+		Logger:      logger,
 	}
 }

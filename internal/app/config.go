@@ -44,14 +44,23 @@ type Config struct {
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
 
-	JWKSURL      string `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
-	JWKSFile     string `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
-	Issuer       string `flag:"issuer" usage:"required iss claim of user tokens"`
-	Audience     string `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
-	SubjectClaim string `flag:"subject-claim" usage:"claim holding the user ID"`
-	TokenUse     string `flag:"token-use" usage:"accept only user tokens whose token_use claim is this: id or access (Cognito); empty accepts either"`
-	TokenType    string `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
-	ServiceToken string `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
+	JWKSURL       string   `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
+	JWKSFile      string   `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
+	Issuer        string   `flag:"issuer" usage:"required iss claim of user tokens"`
+	Audience      string   `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
+	SubjectClaim  string   `flag:"subject-claim" usage:"claim holding the user ID"`
+	TokenUse      string   `flag:"token-use" usage:"accept only user tokens whose token_use claim is this: id or access (Cognito); empty accepts either"`
+	TokenType     string   `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
+	GroupsClaim   string   `flag:"groups-claim" usage:"claim of user tokens that holds the caller's groups, for --platform-role: cognito:groups (Cognito), groups (Okta, Entra ID), roles; a JSON array of strings or one space-separated string"`
+	PlatformRoles []string `flag:"platform-role" usage:"GROUP=ROLE: a caller whose token's --groups-claim holds GROUP holds ROLE (owner, admin, editor or viewer) on every company; repeat the flag or separate with commas. Only owner grants manage_owners"`
+	ExternalURL   string   `flag:"external-url" usage:"serve: the gateway's URL as its clients reach it (behind a proxy, the proxy's), named as the policy decision point by /.well-known/authzen-configuration; empty names each request's own URL"`
+	ServiceToken  string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
+
+	GatewayURL        string `flag:"gateway-url" usage:"explain only: URL of the running tenantgate serve to ask (with --service-token)"`
+	ExplainUser       string `flag:"user" usage:"explain only: the user whose access is explained"`
+	ExplainCompany    string `flag:"company" usage:"explain only: the company"`
+	ExplainPermission string `flag:"permission" usage:"explain only: the permission (read, update, create, delete, manage_members, manage_owners)"`
+	Output            string `flag:"output" usage:"explain only: text or json"`
 
 	LogLevel        string        `flag:"log-level" usage:"debug, info, warn or error"`
 	LogFormat       string        `flag:"log-format" usage:"text or json"`
@@ -95,6 +104,8 @@ func Default() Config {
 		IndexWait:              250 * time.Millisecond,
 		MaxStaleness:           30 * time.Second,
 		HTTPAddr:               ":8080",
+		GatewayURL:             "http://localhost:8080",
+		Output:                 "text",
 		MetricsAddr:            ":9090",
 		SubjectClaim:           "sub",
 		LogLevel:               "info",
@@ -190,6 +201,12 @@ func (c Config) Validate() error {
 	if !(c.IndexVerifyFraction >= 0 && c.IndexVerifyFraction <= 1) {
 		errs = append(errs, fmt.Errorf("--index-verify-fraction %v: want a number from 0 to 1", c.IndexVerifyFraction))
 	}
+	if _, err := authz.ParsePlatformRoles(c.PlatformRoles); err != nil {
+		errs = append(errs, fmt.Errorf("--platform-role: %w", err))
+	}
+	if len(c.PlatformRoles) > 0 && c.GroupsClaim == "" {
+		errs = append(errs, errors.New("--platform-role needs --groups-claim, the claim the groups are read from"))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
@@ -244,6 +261,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("subject_claim", c.SubjectClaim),
 		slog.String("token_use", c.TokenUse),
 		slog.String("token_type", c.TokenType),
+		slog.String("groups_claim", c.GroupsClaim),
+		slog.Any("platform_roles", c.PlatformRoles),
+		slog.String("external_url", c.ExternalURL),
 		slog.String("service_token", redact(c.ServiceToken)),
 	)
 }

@@ -58,6 +58,10 @@ func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) e
 	defer stopJWKS()
 	cfg.JWKSURL, cfg.JWKSFile = issuer.jwksURL, ""
 	cfg.Issuer, cfg.Audience = demoIssuer, demoIssuer
+	if cfg.GroupsClaim == "" && len(cfg.PlatformRoles) == 0 {
+		cfg.GroupsClaim = demoGroupsClaim
+		cfg.PlatformRoles = []string{demoPlatformGroup + "=" + string(demoPlatformRole)}
+	}
 	if cfg.Listener == nil {
 		if cfg.Listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("demo: listen %s (pick another with --http-addr): %w", cfg.HTTPAddr, err)
@@ -157,8 +161,19 @@ type demoRequest struct {
 
 func (e demoExample) request() demoRequest {
 	switch {
+	case e.authzen:
+		body, _ := json.Marshal(map[string]any{
+			"subject":  map[string]string{"type": "user", "id": e.check.User},
+			"action":   map[string]string{"name": string(e.check.Permission)},
+			"resource": map[string]string{"type": "company", "id": e.check.Company},
+		})
+		return demoRequest{method: http.MethodPost, path: "/access/v1/evaluation", body: string(body)}
 	case e.check != nil:
-		body, _ := json.Marshal(map[string]string{"permission": string(e.check.Permission), "company": e.check.Company})
+		q := map[string]any{"permission": e.check.Permission, "company": e.check.Company}
+		if e.explain {
+			q["explain"] = true
+		}
+		body, _ := json.Marshal(q)
 		return demoRequest{method: http.MethodPost, path: "/v1/check", body: string(body)}
 	case e.listPermission != "":
 		return demoRequest{method: http.MethodGet, path: "/v1/companies?permission=" + string(e.listPermission)}
@@ -173,6 +188,8 @@ func (e demoExample) request() demoRequest {
 
 func (e demoExample) question() string {
 	switch {
+	case e.check != nil && e.explain:
+		return fmt.Sprintf("why may %s not %s %s?", e.user, e.check.Permission, e.check.Company)
 	case e.check != nil:
 		return fmt.Sprintf("may %s %s %s?", e.user, e.check.Permission, e.check.Company)
 	case e.listPermission != "":
@@ -194,8 +211,12 @@ func printExamples(ctx context.Context, out io.Writer, base string, issuer *demo
 	for _, ex := range demoExamples {
 		token, ok := tokens[ex.user]
 		if !ok {
+			var claims map[string]any
+			if ex.groups != nil {
+				claims = map[string]any{demoGroupsClaim: ex.groups}
+			}
 			var err error
-			if token, err = issuer.Mint(ex.user, demoTokenTTL, nil); err != nil {
+			if token, err = issuer.Mint(ex.user, demoTokenTTL, claims); err != nil {
 				return fmt.Errorf("demo: mint token: %w", err)
 			}
 			tokens[ex.user] = token
@@ -265,6 +286,13 @@ func compactAnswer(raw []byte) (string, error) {
 	}
 	delete(v, "consistency_token")
 	delete(v, "request_id")
+	// AuthZEN's decision carries it in its context.
+	if c, ok := v["context"].(map[string]any); ok {
+		delete(c, "consistency_token")
+		if len(c) == 0 {
+			delete(v, "context")
+		}
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -45,6 +45,11 @@ type demoExample struct {
 	grant          *authz.Membership
 	// wantStatus is the answer's status; 0 means 200.
 	wantStatus int
+	// authzen asks check through AuthZEN's evaluation route; explain asks
+	// /v1/check to explain its answer.
+	authzen, explain bool
+	// groups go into the user's token, for the demo's platform role.
+	groups []string
 }
 
 // demoGrant is user asking the management API to give member role in
@@ -57,6 +62,14 @@ func demoGrant(user, member, company string, role authz.Role, wantStatus int, wh
 func demoCheck(user string, p authz.Permission, company, why string) demoExample {
 	return demoExample{user: user, why: why, check: &authz.CheckRequest{User: user, Permission: p, Company: company}}
 }
+
+// demoPlatformGroup is the identity-provider group the demo maps to a
+// platform role, and demoPlatformRole that role.
+const (
+	demoGroupsClaim   = "groups"
+	demoPlatformGroup = "support"
+	demoPlatformRole  = authz.RoleViewer
+)
 
 var demoExamples = []demoExample{
 	demoCheck("alice@acme.example", authz.PermDelete, "acme-paris", "owner of acme-holding, inherited three levels down"),
@@ -72,4 +85,10 @@ var demoExamples = []demoExample{
 	demoGrant("bob@acme.example", "bob@acme.example", "acme-france", authz.RoleOwner, 403, "nobody changes their own membership: an admin cannot make himself owner"),
 	demoGrant("bob@acme.example", "henry@acme.example", "acme-paris", authz.RoleEditor, 200, "admin of acme-france, inherited by acme-paris, may grant roles below owner"),
 	demoGrant("bob@acme.example", "henry@acme.example", "acme-germany", authz.RoleEditor, 403, "bob is only a viewer of acme-germany"),
+	{user: "bob@acme.example", why: "the same question in the OpenID AuthZEN 1.0 standard's shape", authzen: true,
+		check: &authz.CheckRequest{User: "bob@acme.example", Permission: authz.PermManageMembers, Company: "acme-paris"}},
+	{user: "carol@acme.example", why: "why not? the explanation lists her roles on the way up and the roles that would grant it", explain: true,
+		check: &authz.CheckRequest{User: "carol@acme.example", Permission: authz.PermCreate, Company: "acme-france"}},
+	{user: "sam@support.example", why: "no membership, but the token's groups hold \"support\", mapped by --platform-role support=viewer", groups: []string{demoPlatformGroup},
+		check: &authz.CheckRequest{User: "sam@support.example", Permission: authz.PermRead, Company: "globex"}},
 }

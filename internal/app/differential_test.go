@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -356,6 +357,7 @@ func (s *stack) compare(t *testing.T, m *model) {
 				want = append(want, m.allowed(user, p, c))
 			}
 		}
+		v1 := make([]bool, 0, len(items))
 		for start := 0; start < len(items); start += 1000 {
 			end := min(start+1000, len(items))
 			var ans bulkAnswer
@@ -367,9 +369,12 @@ func (s *stack) compare(t *testing.T, m *model) {
 				if r.Allowed != want[start+i] {
 					report("bulk: %s %s on %s = %v, oracle says %v", user, r.Permission, r.Company, r.Allowed, want[start+i])
 				}
+				v1 = append(v1, r.Allowed)
 			}
 		}
 		checks += s.checkAll(user, items, want, report)
+		s.compareAuthZEN(t, user, items, v1, report)
+		s.compareExplanations(t, m, u, companies, report)
 		for _, p := range authz.Permissions {
 			var expected []string
 			for _, c := range companies {
@@ -385,6 +390,92 @@ func (s *stack) compare(t *testing.T, m *model) {
 		}
 	}
 	t.Logf("compared %d checks, bulk checks and %d listings; %d mismatches", checks, diffUsers*len(authz.Permissions), mismatches)
+}
+
+// compareAuthZEN asks AuthZEN's evaluations route every question of items
+// about user, boxcarred with the subject as the default, and reports each
+// decision that differs from /v1's answer to the same question (v1).
+func (s *stack) compareAuthZEN(t *testing.T, user string, items []map[string]string, v1 []bool, report func(string, ...any)) {
+	t.Helper()
+	for start := 0; start < len(items); start += 1000 {
+		end := min(start+1000, len(items))
+		evaluations := make([]map[string]any, 0, end-start)
+		for _, it := range items[start:end] {
+			evaluations = append(evaluations, map[string]any{
+				"action":   map[string]string{"name": it["permission"]},
+				"resource": map[string]string{"type": "company", "id": it["company"]},
+			})
+		}
+		body := map[string]any{"subject": map[string]string{"type": "user", "id": user}, "evaluations": evaluations}
+		var ans struct {
+			Evaluations []struct {
+				Decision bool `json:"decision"`
+			} `json:"evaluations"`
+		}
+		if code := s.do("POST", "/access/v1/evaluations", serviceToken, body, &ans); code != http.StatusOK || len(ans.Evaluations) != end-start {
+			t.Fatalf("authzen evaluations: status %d, %d of %d decisions", code, len(ans.Evaluations), end-start)
+		}
+		for i, d := range ans.Evaluations {
+			if it := items[start+i]; d.Decision != v1[start+i] {
+				report("authzen: %s %s on %s = %v, /v1/check/bulk says %v", user, it["permission"], it["company"], d.Decision, v1[start+i])
+			}
+		}
+	}
+}
+
+// explainedPermissions is GET /v1/companies/{id}/permissions?explain=true.
+type explainedPermissions struct {
+	Permissions  map[authz.Permission]bool `json:"permissions"`
+	Explanations map[authz.Permission]struct {
+		Allowed     bool `json:"allowed"`
+		Memberships []struct {
+			Company string     `json:"company"`
+			Role    authz.Role `json:"role"`
+			Grants  bool       `json:"grants"`
+		} `json:"memberships"`
+	} `json:"explanations"`
+}
+
+// compareExplanations asks user u, with its own token, to explain its
+// permissions on a spread of companies (every 20th, offset by u, to keep
+// the remote backend's reads bounded), and reports each explanation that
+// does not give the oracle's answer or does not list exactly the active
+// memberships of the user on the company and its ancestors.
+func (s *stack) compareExplanations(t *testing.T, m *model, u int, companies []string, report func(string, ...any)) {
+	t.Helper()
+	user := userName(u)
+	token := s.token(user)
+	for i := u % 20; i < len(companies); i += 20 {
+		c := companies[i]
+		var ans explainedPermissions
+		if code := s.do("GET", "/v1/companies/"+url.PathEscape(c)+"/permissions?explain=true", token, nil, &ans); code != http.StatusOK {
+			t.Fatalf("explained permissions of %s on %s: status %d", user, c, code)
+		}
+		var held []string
+		for _, anc := range m.ancestorsAndSelf(c) {
+			if mem, ok := m.members[[2]string{user, anc}]; ok && mem.Status == authz.StatusActive {
+				held = append(held, anc+"/"+string(mem.Role))
+			}
+		}
+		slices.Sort(held)
+		for _, p := range authz.Permissions {
+			ex, want := ans.Explanations[p], m.allowed(user, p, c)
+			if ex.Allowed != want || ans.Permissions[p] != want {
+				report("explain: %s %s on %s explained as %v, answered %v, oracle says %v", user, p, c, ex.Allowed, ans.Permissions[p], want)
+			}
+			var listed []string
+			for _, h := range ex.Memberships {
+				listed = append(listed, h.Company+"/"+string(h.Role))
+				if h.Grants != h.Role.Grants(p) {
+					report("explain: %s %s on %s: %s on %s marked grants=%v", user, p, c, h.Role, h.Company, h.Grants)
+				}
+			}
+			slices.Sort(listed)
+			if !slices.Equal(listed, held) {
+				report("explain: %s %s on %s lists %v, the rows hold %v", user, p, c, listed, held)
+			}
+		}
+	}
 }
 
 func TestDifferentialAgainstRows(t *testing.T) {

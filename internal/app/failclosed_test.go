@@ -15,19 +15,23 @@ import (
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
-// TestChecksFailClosedWhenSpiceDBCannotAnswer wires the real gateway to a
-// real embedded SpiceDB, then stops SpiceDB: every answer must become a 503
-// problem, never an allow.
-func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	sdb := spicedbtest.NewEmbedded(t)
-	rel, _ := authz.MembershipRelationship(authz.Membership{UserID: "alice", CompanyID: "acme", Role: authz.RoleOwner, Status: authz.StatusActive})
+// spicedbOnlyGateway serves the real gateway over a real embedded SpiceDB
+// that holds member's membership, and Postgres that holds its company, with
+// no sync: stopping sdb shows how every answer fails. The service token is
+// serviceToken; userToken is the member's own.
+func spicedbOnlyGateway(t *testing.T, ctx context.Context, member authz.Membership) (srv *httptest.Server, sdb *spicedb.Embedded, userToken string) {
+	t.Helper()
+	sdb = spicedbtest.NewEmbedded(t)
+	rel, ok := authz.MembershipRelationship(member)
+	if !ok {
+		t.Fatal("an active membership has no relationship")
+	}
 	if _, err := sdb.Write(ctx, []authz.Update{{Op: authz.OpTouch, Rel: rel}}); err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +40,17 @@ func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	if err := st.UpsertCompany(ctx, authz.Company{ID: "acme", Name: "ACME"}); err != nil {
+	if err := st.UpsertCompany(ctx, authz.Company{ID: member.CompanyID, Name: member.CompanyID}); err != nil {
 		t.Fatal(err)
 	}
 	issuer, err := devenv.GenerateIssuer("https://issuer.test", "aud")
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, _ := issuer.JWKS()
+	jwks, err := issuer.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
 	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
 	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
 		t.Fatal(err)
@@ -52,16 +59,27 @@ func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{RequestTimeout: 5 * time.Second}, gateway.Deps{Authn: verifier, Authz: sdb, Companies: st})
+	// No Waits: no sync follows this gateway.
+	gw, err := gateway.New(gateway.Config{RequestTimeout: 5 * time.Second, ServiceToken: serviceToken},
+		gateway.Deps{Authn: verifier, Authz: sdb, Companies: st, Users: sdb, Explainer: sdb.Client})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw.Handler())
+	srv = httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
-	token, err := issuer.Mint("alice", time.Hour, nil)
-	if err != nil {
+	if userToken, err = issuer.Mint(member.UserID, time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}
+	return srv, sdb, userToken
+}
+
+// TestChecksFailClosedWhenSpiceDBCannotAnswer wires the real gateway to a
+// real embedded SpiceDB, then stops SpiceDB: every answer must become a 503
+// problem, never an allow.
+func TestChecksFailClosedWhenSpiceDBCannotAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, sdb, token := spicedbOnlyGateway(t, ctx, authz.Membership{UserID: "alice", CompanyID: "acme", Role: authz.RoleOwner, Status: authz.StatusActive})
 	requests := []struct{ method, path, body string }{
 		{"POST", "/v1/check", `{"permission":"read","company":"acme"}`},
 		{"POST", "/v1/check/bulk", `{"checks":[{"permission":"read","company":"acme"}]}`},

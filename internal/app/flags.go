@@ -31,6 +31,8 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) {
 			fs.IntVar(p, name, *p, usage)
 		case *float64:
 			fs.Float64Var(p, name, *p, usage)
+		case *[]string:
+			fs.StringSliceVar(p, name, *p, usage)
 		default:
 			panic(fmt.Sprintf("app: flag %s: unsupported field type %T", name, p))
 		}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +179,13 @@ func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...s
 
 func startRemoteStack(t *testing.T, seed ...string) *stack {
 	t.Helper()
+	return startRemoteStackWith(t, nil, seed...)
+}
+
+// startRemoteStackWith is startRemoteStack with serveFlags added to every
+// serve process's command line.
+func startRemoteStackWith(t *testing.T, serveFlags []string, seed ...string) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dbURL := testutil.NewEmptyTestDatabase(t)
@@ -212,7 +220,7 @@ func startRemoteStack(t *testing.T, seed ...string) *stack {
 	var procs []*testutil.Process
 	for i := range 2 {
 		addr := freeAddr(t)
-		procs = append(procs, run(fmt.Sprintf("serve-%d", i), s.serveArgs(addr, jwksFile, remote...)...))
+		procs = append(procs, run(fmt.Sprintf("serve-%d", i), s.serveArgs(addr, jwksFile, append(slices.Clone(remote), serveFlags...)...)...))
 		s.baseURLs = append(s.baseURLs, "http://"+addr)
 	}
 	t.Cleanup(s.checkIndexAgreed)
@@ -395,18 +403,31 @@ type companyPage struct {
 // companies lists every company user holds perm on, following cursors.
 func (s *stack) companies(user, perm string, pageSize int) []string {
 	s.t.Helper()
+	return s.listAllPages(s.t, s.token(user), perm, pageSize)
+}
+
+// listAllPages follows next_cursor through GET /v1/companies as bearer,
+// checking every page's size and order.
+func (s *stack) listAllPages(t *testing.T, bearer, perm string, limit int) []string {
+	t.Helper()
 	var ids []string
 	cursor := ""
-	for range 1000 {
-		q := url.Values{"permission": {perm}, "limit": {fmt.Sprint(pageSize)}}
+	for range 100 {
+		q := url.Values{"permission": {perm}, "limit": {fmt.Sprint(limit)}}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
 		var page companyPage
-		if code := s.do("GET", "/v1/companies?"+q.Encode(), s.token(user), nil, &page); code != http.StatusOK {
-			s.t.Fatalf("list companies for %s: status %d", user, code)
+		if code := s.do("GET", "/v1/companies?"+q.Encode(), bearer, nil, &page); code != http.StatusOK {
+			t.Fatalf("list %s: status %d", perm, code)
+		}
+		if len(page.Companies) > limit {
+			t.Errorf("page of %d companies, limit %d", len(page.Companies), limit)
 		}
 		for _, c := range page.Companies {
+			if c.Name == "" {
+				t.Errorf("company %s listed without its name", c.ID)
+			}
 			ids = append(ids, c.ID)
 		}
 		if page.NextCursor == "" {
@@ -414,7 +435,7 @@ func (s *stack) companies(user, perm string, pageSize int) []string {
 		}
 		cursor = page.NextCursor
 	}
-	s.t.Fatal("company listing does not end")
+	t.Fatal("company listing does not end")
 	return nil
 }
 

@@ -30,6 +30,8 @@ var (
 	_ index.Fallback       = (*spicedb.Client)(nil)
 	_ index.Freshness      = (*spicedb.Client)(nil)
 	_ gateway.Authorizer   = (*index.Authorizer)(nil)
+	_ gateway.Explainer    = (*spicedb.Client)(nil)
+	_ gateway.AllCompanies = (*store.Store)(nil)
 )
 
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
@@ -138,8 +140,17 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		authorizer = ix
 		loops = append(loops, ix.Run)
 	}
-	gw, err := gateway.New(gateway.Config{ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait}, gateway.Deps{
-		Authn: verifier, Authz: authorizer, Companies: st, Manager: st, Users: sdb, Ready: ready, Logger: logger, Registry: reg,
+	// Validate has parsed them once already.
+	platformRoles, err := authz.ParsePlatformRoles(cfg.PlatformRoles)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gateway.Config{
+		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
+		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
+	}, gateway.Deps{
+		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client,
+		Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
 	})
 	if err != nil {

@@ -114,7 +114,9 @@ type stubBackend struct{}
 
 var errStub = errors.New("stub backend")
 
-func (stubBackend) Authenticate(context.Context, string) (string, error) { return "", errStub }
+func (stubBackend) Authenticate(context.Context, string) (authz.Principal, error) {
+	return authz.Principal{}, errStub
+}
 func (stubBackend) Check(context.Context, authz.CheckRequest, authz.Consistency) (bool, string, error) {
 	return false, "", errStub
 }

@@ -18,6 +18,10 @@ import (
 type caller struct {
 	user    string // verified subject; empty for the service
 	service bool
+	// platform is the role the user's token groups give it on every
+	// company (--platform-role); zero for none and for the service, whose
+	// subjects come without tokens.
+	platform authz.PlatformGrant
 }
 
 // audience says whether the service token may call a route. Only the check
@@ -40,16 +44,31 @@ func (g *Gateway) authenticate(ctx context.Context, h http.Header) (caller, erro
 	if g.isServiceToken(token) {
 		return caller{service: true}, nil
 	}
-	sub, err := g.authn.Authenticate(ctx, token)
+	p, err := g.authn.Authenticate(ctx, token)
 	if err != nil {
 		return caller{}, fmt.Errorf("authenticate: %w", err)
 	}
 	// An empty or wildcard subject would turn every check into a question
 	// about nobody or everybody.
-	if err := authz.ValidateUserID(sub); err != nil {
+	if err := authz.ValidateUserID(p.Subject); err != nil {
 		return caller{}, fmt.Errorf("%w: token subject is not a usable user id", authz.ErrUnauthenticated)
 	}
-	return caller{user: sub}, nil
+	return caller{user: p.Subject, platform: g.cfg.PlatformRoles.For(p.Groups)}, nil
+}
+
+// platformFor is the platform role that counts in a question about user:
+// the caller's own, and only about itself. The service names subjects
+// without their tokens, so their groups, and roles, are unknown.
+func (c caller) platformFor(user string) authz.PlatformGrant {
+	if c.service || user != c.user {
+		return authz.PlatformGrant{}
+	}
+	return c.platform
+}
+
+// actor is the caller as a management request's actor.
+func (c caller) actor() authz.Actor {
+	return authz.Actor{ID: c.user, Platform: c.platform}
 }
 
 func bearerToken(h http.Header) (string, error) {

@@ -3,8 +3,11 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 // Config tunes the REST edge. Zero fields take the defaults below.
@@ -30,6 +33,15 @@ type Config struct {
 	// RequestTimeout, whose deadline it runs under, so the backend calls
 	// after the wait have time left.
 	ConsistencyWait time.Duration
+	// PlatformRoles gives callers whose token carries a mapped group a role
+	// on every company (for their own checks, lists and explanations, and
+	// in management decisions).
+	PlatformRoles authz.PlatformRoles
+	// ExternalURL is the gateway's URL as its clients reach it (scheme,
+	// host, optional path; no query). The AuthZEN metadata names it as the
+	// policy decision point; empty takes the URL a request came to, which
+	// behind a proxy is the proxy's view of the gateway, not the client's.
+	ExternalURL string
 }
 
 const (
@@ -104,6 +116,11 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("request timeout: %v is negative", c.RequestTimeout))
 	}
+	if c.ExternalURL != "" {
+		if err := validExternalURL(c.ExternalURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch {
 	case c.ConsistencyWait <= 0:
 		errs = append(errs, fmt.Errorf("consistency wait: %v is not positive", c.ConsistencyWait))
@@ -111,4 +128,20 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("consistency wait: %v must be shorter than the request timeout %v", c.ConsistencyWait, c.RequestTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// validExternalURL holds the external URL to what AuthZEN asks of a policy
+// decision point's identifier: an absolute URL without query or fragment.
+// http is accepted for development; the standard wants https.
+func validExternalURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("external url: %w", err)
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return fmt.Errorf("external url %q: want an absolute http(s) URL", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("external url %q: must have no query, fragment or user info", raw)
+	}
+	return nil
 }

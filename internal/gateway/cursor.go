@@ -14,14 +14,17 @@ const maxCursorBytes = 4096
 // pageCursor is what a client's opaque cursor holds. Binding the permission
 // in makes a cursor replayed with another permission an error instead of a
 // page of a different listing.
+// All marks a listing of every company (a platform role's), whose cursor
+// is a company ID rather than the Authorizer's.
 type pageCursor struct {
 	Permission authz.Permission `json:"permission"`
+	All        bool             `json:"all,omitempty"`
 	Cursor     string           `json:"cursor"`
 }
 
-func encodeCursor(p authz.Permission, backend string) string {
-	// Marshalling two strings cannot fail.
-	b, _ := json.Marshal(pageCursor{Permission: p, Cursor: backend})
+func encodeCursor(p authz.Permission, all bool, backend string) string {
+	// Marshalling strings and a bool cannot fail.
+	b, _ := json.Marshal(pageCursor{Permission: p, All: all, Cursor: backend})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -29,7 +32,7 @@ func encodeCursor(p authz.Permission, backend string) string {
 // permission p. Cursors are not signed: one a client makes up names a
 // position in its own listing, which grants nothing, so what is checked is
 // only its form and its permission.
-func decodeCursor(s string, p authz.Permission) (string, error) {
+func decodeCursor(s string, p authz.Permission, all bool) (string, error) {
 	invalid := fmt.Errorf("%w: malformed cursor: pass next_cursor from the previous page as it is", authz.ErrInvalid)
 	if len(s) > maxCursorBytes {
 		return "", invalid
@@ -44,6 +47,9 @@ func decodeCursor(s string, p authz.Permission) (string, error) {
 	}
 	if c.Permission != p {
 		return "", fmt.Errorf("%w: cursor belongs to a listing for permission %q", authz.ErrInvalid, c.Permission)
+	}
+	if c.All != all {
+		return "", fmt.Errorf("%w: cursor belongs to another listing: your platform role changed; start again without a cursor", authz.ErrInvalid)
 	}
 	return c.Cursor, nil
 }

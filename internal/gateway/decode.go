@@ -217,7 +217,7 @@ func inside(err error) error {
 }
 
 func walkObject(dec *json.Decoder, t reflect.Type, path string, depth int) error {
-	var fields map[string]jsonField
+	var fields structFields
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
 	}
@@ -247,15 +247,16 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string, depth int) error
 
 // fieldType is the type of the field key names among fields, those of the
 // struct the object decodes into; with no struct (nil fields) keys are free.
-func fieldType(fields map[string]jsonField, key, path string) (reflect.Type, error) {
-	if fields == nil {
+func fieldType(fields structFields, key, path string) (reflect.Type, error) {
+	if fields.byKey == nil {
 		return nil, nil
 	}
-	f, ok := fields[foldKey(key)]
+	f, ok := fields.byKey[foldKey(key)]
 	switch {
-	// The one rule a route that must ignore unknown fields would drop; the
-	// case rule stays, as encoding/json would still fill the field from
-	// such a key.
+	// The case rule holds even where unknown fields are ignored, as
+	// encoding/json would still fill the field from such a key.
+	case !ok && fields.open:
+		return nil, nil
 	case !ok:
 		return nil, fmt.Errorf("%w: unknown field %q", authz.ErrInvalid, keyPath(path, key))
 	case f.name != key:
@@ -298,15 +299,29 @@ type jsonField struct {
 	typ  reflect.Type
 }
 
+// structFields are the fields of a struct a JSON object decodes into, by
+// folded JSON name. open is true for a struct that ignores unknown fields
+// (one that implements ignoresUnknownFields).
+type structFields struct {
+	byKey map[string]jsonField
+	open  bool
+}
+
+// ignoresUnknownFields marks a body type whose standard requires unknown
+// fields to be ignored rather than refused (AuthZEN's).
+type ignoresUnknownFields interface{ ignoresUnknownFields() }
+
+var openType = reflect.TypeFor[ignoresUnknownFields]()
+
 // fieldsByType caches jsonFields: a request's body types are few and
 // fixed, and reflecting on them per request was a third of a check's cost.
-var fieldsByType sync.Map // reflect.Type -> map[string]jsonField
+var fieldsByType sync.Map // reflect.Type -> structFields
 
 // jsonFields maps the folded JSON name of every field of struct type t to
 // the field.
-func jsonFields(t reflect.Type) map[string]jsonField {
+func jsonFields(t reflect.Type) structFields {
 	if cached, ok := fieldsByType.Load(t); ok {
-		return cached.(map[string]jsonField)
+		return cached.(structFields)
 	}
 	fields := map[string]jsonField{}
 	for _, f := range reflect.VisibleFields(t) {
@@ -320,8 +335,9 @@ func jsonFields(t reflect.Type) map[string]jsonField {
 		}
 		fields[foldKey(name)] = jsonField{name: name, typ: f.Type}
 	}
-	fieldsByType.Store(t, fields)
-	return fields
+	sf := structFields{byKey: fields, open: t.Implements(openType)}
+	fieldsByType.Store(t, sf)
+	return sf
 }
 
 // foldKey maps every rune to the smallest of its case-folding orbit, so two

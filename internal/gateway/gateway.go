@@ -20,10 +20,10 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-// Authenticator turns a bearer token into the caller's user ID; errors wrap
-// authz.ErrUnauthenticated (or authz.ErrUnavailable).
+// Authenticator turns a bearer token into the caller's user ID and groups;
+// errors wrap authz.ErrUnauthenticated (or authz.ErrUnavailable).
 type Authenticator interface {
-	Authenticate(ctx context.Context, rawToken string) (subject string, err error)
+	Authenticate(ctx context.Context, rawToken string) (authz.Principal, error)
 }
 
 // Authorizer answers permission questions; SpiceDB implements it. Any error
@@ -38,6 +38,20 @@ type Authorizer interface {
 // companies in the order of ids and omits unknown ids.
 type CompanyReader interface {
 	CompaniesByIDs(ctx context.Context, ids []string) ([]authz.Company, error)
+}
+
+// AllCompanies pages through every company, for callers whose platform
+// role grants a listing's permission on all of them. It returns at most
+// limit companies whose IDs sort after after ("" starts), in that order.
+type AllCompanies interface {
+	CompaniesAfter(ctx context.Context, after string, limit int) ([]authz.Company, error)
+}
+
+// Explainer reads what an explanation is made of at the exact revision of
+// token, the one the answer being explained came from; SpiceDB implements
+// it.
+type Explainer interface {
+	ExplainFacts(ctx context.Context, user, company, token string) (authz.ExplainFacts, error)
 }
 
 // AppliedWaiter serves waits: it turns a Postgres WAL position into a
@@ -55,6 +69,11 @@ type Deps struct {
 	Authn     Authenticator
 	Authz     Authorizer
 	Companies CompanyReader
+	// All lists every company for platform roles; required when
+	// Config.PlatformRoles maps any group.
+	All AllCompanies
+	// Explainer serves explanations; without it asking for one is 501.
+	Explainer Explainer
 	// Waits serves reads whose consistency token is a Postgres LSN (the
 	// token of a write). nil means there is no sync to wait for: such reads
 	// answer 503, since nothing could tell whether the write is reflected.
@@ -111,6 +130,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Manager != nil && deps.Users == nil {
 		return nil, errors.New("gateway: Users is required with Manager")
 	}
+	if len(cfg.PlatformRoles) > 0 && deps.All == nil {
+		return nil, errors.New("gateway: All is required with platform roles")
+	}
 	g := &Gateway{
 		cfg:     cfg,
 		authn:   deps.Authn,
@@ -139,7 +161,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway metrics: %w", err)
 	}
 	g.metrics = m
-	g.svc = &service{authz: deps.Authz, companies: deps.Companies, metrics: m}
+	g.svc = &service{authz: deps.Authz, companies: deps.Companies, all: deps.All, explainer: deps.Explainer, users: deps.Users, metrics: m}
 	if cfg.ServiceToken != "" {
 		h := sha256.Sum256([]byte(cfg.ServiceToken))
 		g.serviceTokenHash = &h
@@ -193,6 +215,14 @@ func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
 			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
 		})},
 		{"GET /openapi.yaml", http.HandlerFunc(handleOpenAPI)},
+		{"POST " + authzenEvaluationPath, g.api(usersAndService, g.handleEvaluation)},
+		{"POST " + authzenEvaluationsPath, g.api(usersAndService, g.handleEvaluations)},
+		{"POST " + authzenSearchResourcePath, g.api(usersAndService, g.handleSearchResource)},
+		{"POST " + authzenSearchActionPath, g.api(usersAndService, g.handleSearchAction)},
+		{"GET " + authzenConfigurationPath, http.HandlerFunc(g.handleAuthZENConfiguration)},
+	}
+	if g.svc.users != nil {
+		rs = append(rs, route{"POST " + authzenSearchSubjectPath, g.api(usersAndService, g.handleSearchSubject)})
 	}
 	if g.manager != nil {
 		rs = append(rs,

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -680,9 +681,14 @@ func TestRequestID(t *testing.T) {
 		echoed      bool
 	}{
 		{"plain id is echoed", "req-123_abc.def:1", true},
+		{"uuid is echoed", "bfe9eb29-ab87-4ca3-be83-a1d5d8305716", true},
+		{"base64 and punctuation are echoed", "aGk+/=~!@#$%^&*(){}[]", true},
 		{"none is generated", "", false},
 		{"unsafe id is replaced", "bad id\r\nx", false},
-		{"overlong id is replaced", strings.Repeat("a", 129), false},
+		{"space is replaced", "a b", false},
+		{"non-ascii is replaced", "idé", false},
+		{"longest id is echoed", strings.Repeat("a", 200), true},
+		{"overlong id is replaced", strings.Repeat("a", 201), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -692,7 +698,7 @@ func TestRequestID(t *testing.T) {
 			if got == "" || (got == tt.given) != tt.echoed {
 				t.Errorf("X-Request-Id = %q for %q", got, tt.given)
 			}
-			if !strings.Contains(e.logs.String(), "request_id="+got) {
+			if logs := e.logs.String(); !strings.Contains(logs, "request_id="+got) && !strings.Contains(logs, "request_id="+strconv.Quote(got)) {
 				t.Errorf("request id not logged: %s", e.logs)
 			}
 		})

@@ -36,11 +36,13 @@ type checkBody struct {
 	// or null, is refused: encoding/json leaves a pointer nil for null,
 	// which would look absent.
 	Subject json.RawMessage `json:"subject"`
+	Explain bool            `json:"explain"`
 }
 
 type checkResponse struct {
-	Allowed          bool   `json:"allowed"`
-	ConsistencyToken string `json:"consistency_token"`
+	Allowed          bool             `json:"allowed"`
+	ConsistencyToken string           `json:"consistency_token"`
+	Explanation      *explanationJSON `json:"explanation,omitempty"`
 }
 
 func (g *Gateway) handleCheck(w http.ResponseWriter, r *http.Request, c caller) (any, error) {
@@ -60,11 +62,20 @@ func (g *Gateway) handleCheck(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return nil, err
 	}
-	allowed, token, err := g.svc.check(r.Context(), req, cons)
+	platform := c.platformFor(user)
+	allowed, token, err := g.svc.check(r.Context(), req, cons, platform)
 	if err != nil {
 		return nil, err
 	}
-	return checkResponse{Allowed: allowed, ConsistencyToken: token}, nil
+	resp := checkResponse{Allowed: allowed, ConsistencyToken: token}
+	if body.Explain {
+		ex, err := g.svc.explain(r.Context(), user, req.Company, token, platform, map[authz.Permission]bool{req.Permission: allowed})
+		if err != nil {
+			return nil, err
+		}
+		resp.Explanation = explanationOf(ex[req.Permission])
+	}
+	return resp, nil
 }
 
 type bulkBody struct {
@@ -106,7 +117,7 @@ func (g *Gateway) handleCheckBulk(w http.ResponseWriter, r *http.Request, c call
 	if err != nil {
 		return nil, err
 	}
-	allowed, token, err := g.svc.checkBulk(r.Context(), reqs, cons)
+	allowed, token, err := g.svc.checkBulk(r.Context(), reqs, cons, c.platformFor(user))
 	if err != nil {
 		return nil, err
 	}
@@ -133,12 +144,15 @@ type listQuery struct {
 	permission authz.Permission
 	limit      int
 	cursor     string // the Authorizer's cursor, unwrapped
+	// all is true when the caller's platform role grants permission: the
+	// listing is then of every company.
+	all bool
 }
 
 // parseListQuery refuses unknown and repeated parameters, as the JSON
 // decoder refuses unknown fields. An empty value counts as absent, so that
 // clients may build the query from empty variables.
-func (g *Gateway) parseListQuery(raw string) (listQuery, error) {
+func (g *Gateway) parseListQuery(raw string, platform authz.PlatformGrant) (listQuery, error) {
 	q, err := onlyParams(raw, "permission", "limit", "cursor")
 	if err != nil {
 		return listQuery{}, err
@@ -152,8 +166,9 @@ func (g *Gateway) parseListQuery(raw string) (listQuery, error) {
 	if lq.limit, err = g.pageLimit(q); err != nil {
 		return listQuery{}, err
 	}
+	lq.all = platform.Grants(lq.permission)
 	if v := q.Get("cursor"); v != "" {
-		if lq.cursor, err = decodeCursor(v, lq.permission); err != nil {
+		if lq.cursor, err = decodeCursor(v, lq.permission, lq.all); err != nil {
 			return listQuery{}, err
 		}
 	}
@@ -161,7 +176,7 @@ func (g *Gateway) parseListQuery(raw string) (listQuery, error) {
 }
 
 func (g *Gateway) handleListCompanies(_ http.ResponseWriter, r *http.Request, c caller) (any, error) {
-	lq, err := g.parseListQuery(r.URL.RawQuery)
+	lq, err := g.parseListQuery(r.URL.RawQuery, c.platform)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +184,7 @@ func (g *Gateway) handleListCompanies(_ http.ResponseWriter, r *http.Request, c 
 	if err != nil {
 		return nil, err
 	}
-	companies, next, err := g.svc.listCompanies(r.Context(), c.user, lq.permission, cons, lq.limit, lq.cursor)
+	companies, next, err := g.svc.listCompanies(r.Context(), c.user, lq.permission, cons, lq.limit, lq.cursor, c.platform)
 	if err != nil {
 		return nil, err
 	}
@@ -181,15 +196,16 @@ func (g *Gateway) handleListCompanies(_ http.ResponseWriter, r *http.Request, c 
 		}
 	}
 	if next != "" {
-		resp.NextCursor = encodeCursor(lq.permission, next)
+		resp.NextCursor = encodeCursor(lq.permission, lq.all, next)
 	}
 	return resp, nil
 }
 
 type permissionsResponse struct {
-	Company          string                    `json:"company"`
-	Permissions      map[authz.Permission]bool `json:"permissions"`
-	ConsistencyToken string                    `json:"consistency_token"`
+	Company          string                                `json:"company"`
+	Permissions      map[authz.Permission]bool             `json:"permissions"`
+	ConsistencyToken string                                `json:"consistency_token"`
+	Explanations     map[authz.Permission]*explanationJSON `json:"explanations,omitempty"`
 }
 
 func (g *Gateway) handlePermissions(_ http.ResponseWriter, r *http.Request, c caller) (any, error) {
@@ -198,15 +214,34 @@ func (g *Gateway) handlePermissions(_ http.ResponseWriter, r *http.Request, c ca
 	if err := authz.ValidateCompanyID(company); err != nil {
 		return nil, err
 	}
+	q, err := onlyParams(r.URL.RawQuery, "explain")
+	if err != nil {
+		return nil, err
+	}
+	explain, err := boolParam(q, "explain")
+	if err != nil {
+		return nil, err
+	}
 	cons, err := g.consistency(r.Context(), r.Header, "")
 	if err != nil {
 		return nil, err
 	}
-	perms, token, err := g.svc.permissions(r.Context(), c.user, company, cons)
+	perms, token, err := g.svc.permissions(r.Context(), c.user, company, cons, c.platform)
 	if err != nil {
 		return nil, err
 	}
-	return permissionsResponse{Company: company, Permissions: perms, ConsistencyToken: token}, nil
+	resp := permissionsResponse{Company: company, Permissions: perms, ConsistencyToken: token}
+	if explain {
+		ex, err := g.svc.explain(r.Context(), c.user, company, token, c.platform, perms)
+		if err != nil {
+			return nil, err
+		}
+		resp.Explanations = make(map[authz.Permission]*explanationJSON, len(ex))
+		for p, e := range ex {
+			resp.Explanations[p] = explanationOf(e)
+		}
+	}
+	return resp, nil
 }
 
 type statusResponse struct {

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 
 const (
 	aliceToken   = "alice-token"
+	supportToken = "support-token" // sam, in groups sales and support
 	serviceToken = "service-token-0123456789"
 )
 
@@ -31,17 +34,19 @@ type fakeAuthn struct {
 	calls atomic.Int32
 }
 
-func (f *fakeAuthn) Authenticate(_ context.Context, raw string) (string, error) {
+func (f *fakeAuthn) Authenticate(_ context.Context, raw string) (authz.Principal, error) {
 	f.calls.Add(1)
 	switch raw {
 	case aliceToken:
-		return "alice", nil
+		return authz.Principal{Subject: "alice"}, nil
 	case "wildcard-token":
-		return authz.WildcardUser, nil
+		return authz.Principal{Subject: authz.WildcardUser}, nil
+	case supportToken:
+		return authz.Principal{Subject: "sam", Groups: []string{"sales", "support"}}, nil
 	case "down":
-		return "", fmt.Errorf("fetch jwks: %w", authz.ErrUnavailable)
+		return authz.Principal{}, fmt.Errorf("fetch jwks: %w", authz.ErrUnavailable)
 	}
-	return "", fmt.Errorf("%w: signature invalid", authz.ErrUnauthenticated)
+	return authz.Principal{}, fmt.Errorf("%w: signature invalid", authz.ErrUnauthenticated)
 }
 
 type lookupPage struct {
@@ -145,6 +150,21 @@ type fakeCompanies struct {
 	err   error
 }
 
+// CompaniesAfter pages through byID in ID order.
+func (f *fakeCompanies) CompaniesAfter(_ context.Context, after string, limit int) ([]authz.Company, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	ids := slices.Sorted(maps.Keys(f.byID))
+	var out []authz.Company
+	for _, id := range ids {
+		if id > after && len(out) < limit {
+			out = append(out, f.byID[id])
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeCompanies) CompaniesByIDs(_ context.Context, ids []string) ([]authz.Company, error) {
 	if f.err != nil {
 		return nil, f.err
@@ -219,6 +239,7 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter, set
 		Authn:     e.authn,
 		Authz:     e.authz,
 		Companies: e.companies,
+		All:       e.companies,
 		Waits:     fresh,
 		Manager:   e.manager,
 		Users:     e.users,
@@ -295,8 +316,8 @@ func assertProblem(t *testing.T, code int, h http.Header, body []byte) {
 	if p.RequestID == "" || p.RequestID != h.Get("X-Request-Id") {
 		t.Errorf("problem request_id %q, X-Request-Id header %q", p.RequestID, h.Get("X-Request-Id"))
 	}
-	if bytes.Contains(body, []byte(`"allowed":true`)) {
-		t.Errorf("error answer contains allowed:true: %s", body)
+	if bytes.Contains(body, []byte(`"allowed":true`)) || bytes.Contains(body, []byte(`"decision":true`)) {
+		t.Errorf("error answer contains an allow: %s", body)
 	}
 }
 

@@ -20,13 +20,13 @@ import (
 // database, deciding each one by the grant rules on the current rows; the
 // store implements it. Writes return the consistency token of their commit.
 type Manager interface {
-	SetMember(ctx context.Context, actor string, m authz.Membership) (authz.Membership, string, error)
-	RemoveMember(ctx context.Context, actor, companyID, userID string) (string, error)
-	CreateCompany(ctx context.Context, actor string, c authz.Company) (authz.Company, string, error)
-	UpdateCompany(ctx context.Context, actor, id string, u authz.CompanyUpdate) (authz.Company, string, error)
-	Members(ctx context.Context, actor, companyID string) ([]authz.Membership, error)
-	Accesses(ctx context.Context, actor, companyID string) ([]authz.Access, error)
-	Audit(ctx context.Context, actor, companyID string, limit int, before int64) ([]authz.AuditEntry, error)
+	SetMember(ctx context.Context, actor authz.Actor, m authz.Membership) (authz.Membership, string, error)
+	RemoveMember(ctx context.Context, actor authz.Actor, companyID, userID string) (string, error)
+	CreateCompany(ctx context.Context, actor authz.Actor, c authz.Company) (authz.Company, string, error)
+	UpdateCompany(ctx context.Context, actor authz.Actor, id string, u authz.CompanyUpdate) (authz.Company, string, error)
+	Members(ctx context.Context, actor authz.Actor, companyID string) ([]authz.Membership, error)
+	Accesses(ctx context.Context, actor authz.Actor, companyID string) ([]authz.Access, error)
+	Audit(ctx context.Context, actor authz.Actor, companyID string, limit int, before int64) ([]authz.AuditEntry, error)
 }
 
 // UserLookup lists who holds a permission on a company; SpiceDB implements
@@ -137,7 +137,7 @@ func (g *Gateway) handlePutMember(w http.ResponseWriter, r *http.Request, c call
 			return nil, fmt.Errorf("status: %w", err)
 		}
 	}
-	stored, token, err := g.manager.SetMember(r.Context(), c.user, m)
+	stored, token, err := g.manager.SetMember(r.Context(), c.actor(), m)
 	if err != nil {
 		if user == c.user {
 			return nil, refusal(err, errOwnMembership)
@@ -165,7 +165,7 @@ func (g *Gateway) handleDeleteMember(w http.ResponseWriter, r *http.Request, c c
 	if err != nil {
 		return nil, err
 	}
-	token, err := g.manager.RemoveMember(r.Context(), c.user, company, user)
+	token, err := g.manager.RemoveMember(r.Context(), c.actor(), company, user)
 	if err != nil {
 		// Leaving needs no right, so a refusal is about someone else.
 		return nil, refusal(err, errMemberChange)
@@ -207,16 +207,14 @@ func (g *Gateway) handleListMembers(_ http.ResponseWriter, r *http.Request, c ca
 	if err != nil {
 		return nil, err
 	}
-	effective := false
-	if v := q.Get("effective"); v != "" {
-		if effective, err = strconv.ParseBool(v); err != nil {
-			return nil, fmt.Errorf("%w: effective must be true or false", authz.ErrInvalid)
-		}
+	effective, err := boolParam(q, "effective")
+	if err != nil {
+		return nil, err
 	}
 	if effective {
 		return g.effectiveMembers(r, c, company)
 	}
-	members, err := g.manager.Members(r.Context(), c.user, company)
+	members, err := g.manager.Members(r.Context(), c.actor(), company)
 	if err != nil {
 		return nil, refusal(err, errNeedsManageMembers)
 	}
@@ -233,7 +231,7 @@ func (g *Gateway) handleListMembers(_ http.ResponseWriter, r *http.Request, c ca
 // lists without a row to explain it (the sync has not caught up with a
 // removal) is shown with no role and no path rather than hidden.
 func (g *Gateway) effectiveMembers(r *http.Request, c caller, company string) (any, error) {
-	accesses, err := g.manager.Accesses(r.Context(), c.user, company)
+	accesses, err := g.manager.Accesses(r.Context(), c.actor(), company)
 	if err != nil {
 		return nil, refusal(err, errNeedsManageMembers)
 	}
@@ -260,6 +258,19 @@ func (g *Gateway) effectiveMembers(r *http.Request, c caller, company string) (a
 		resp.Members[i] = em
 	}
 	return resp, nil
+}
+
+// boolParam reads an optional true/false query parameter; absent is false.
+func boolParam(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s must be true or false", authz.ErrInvalid, name)
+	}
+	return b, nil
 }
 
 // pageLimit reads the limit parameter of a paged listing.
@@ -367,7 +378,7 @@ func (g *Gateway) handleCreateCompany(w http.ResponseWriter, r *http.Request, c 
 			return nil, err
 		}
 	}
-	co, token, err := g.manager.CreateCompany(r.Context(), c.user, authz.Company{ID: body.ID, Name: body.Name, ParentID: body.ParentID})
+	co, token, err := g.manager.CreateCompany(r.Context(), c.actor(), authz.Company{ID: body.ID, Name: body.Name, ParentID: body.ParentID})
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +426,7 @@ func (g *Gateway) handlePatchCompany(w http.ResponseWriter, r *http.Request, c c
 	if u.Name == nil && u.ParentID == nil {
 		return nil, fmt.Errorf("%w: nothing to change: give name or parent_id", authz.ErrInvalid)
 	}
-	co, token, err := g.manager.UpdateCompany(r.Context(), c.user, id, u)
+	co, token, err := g.manager.UpdateCompany(r.Context(), c.actor(), id, u)
 	if err != nil {
 		return nil, err
 	}
@@ -474,7 +485,7 @@ func (g *Gateway) handleAudit(_ http.ResponseWriter, r *http.Request, c caller) 
 			return nil, fmt.Errorf("%w: malformed cursor", authz.ErrInvalid)
 		}
 	}
-	entries, err := g.manager.Audit(r.Context(), c.user, company, limit, before)
+	entries, err := g.manager.Audit(r.Context(), c.actor(), company, limit, before)
 	if err != nil {
 		return nil, refusal(err, errNeedsManageMembers)
 	}

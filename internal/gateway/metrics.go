@@ -12,6 +12,8 @@ type metrics struct {
 	allowed  prometheus.Counter
 	denied   prometheus.Counter
 	failed   prometheus.Counter
+	// platform counts allows that only a platform role gave, by role.
+	platform *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,7 +31,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "tenantgate_check_decisions_total",
 		Help: "Permission checks answered, by decision. A high share of denied can mean misconfigured clients or probing; a high rate of error means SpiceDB cannot answer and callers are being denied.",
 	}, []string{"decision"})
-	for _, c := range []prometheus.Collector{requests, duration, decisions} {
+	platform := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantgate_platform_role_allows_total",
+		Help: "Answers allowed only because the caller's token groups map to a platform role (--platform-role), by role: checks (single, bulk, permission matrices, AuthZEN) the memberships alone deny, and companies listed by a platform role's listing of every company. A high or rising rate means much access comes from identity-provider groups rather than memberships; review who is in those groups. Management decisions made through a platform role are in the audit trail.",
+	}, []string{"role"})
+	for _, c := range []prometheus.Collector{requests, duration, decisions, platform} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register: %w", err)
 		}
@@ -38,9 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requests: requests,
 		duration: duration,
 		// Created up front so that every decision is exported from zero.
-		allowed: decisions.WithLabelValues("allowed"),
-		denied:  decisions.WithLabelValues("denied"),
-		failed:  decisions.WithLabelValues("error"),
+		allowed:  decisions.WithLabelValues("allowed"),
+		denied:   decisions.WithLabelValues("denied"),
+		failed:   decisions.WithLabelValues("error"),
+		platform: platform,
 	}, nil
 }
 

@@ -22,20 +22,24 @@ func requestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// requestID keeps a caller's ID when it is short and plain, so it can be
-// logged and echoed without escaping, and makes one up otherwise.
+// requestID keeps a caller's ID when it is one run of visible ASCII (a
+// UUID, a trace ID, base64) of bounded length, since AuthZEN requires the
+// caller's X-Request-ID back unchanged; it can be echoed and logged without
+// breaking a header or a log line. Anything else gets an ID made up.
 func requestID(given string) string {
-	if len(given) == 0 || len(given) > 128 {
+	if len(given) == 0 || len(given) > maxRequestIDBytes {
 		return rand.Text()
 	}
-	for _, r := range given {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
-		if !ok {
+	for i := range len(given) {
+		if c := given[i]; c <= ' ' || c > '~' {
 			return rand.Text()
 		}
 	}
 	return given
 }
+
+// maxRequestIDBytes bounds an echoed request ID.
+const maxRequestIDBytes = 200
 
 // statusRecorder remembers the status a handler sent.
 type statusRecorder struct {
@@ -166,7 +170,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, who audience,
 		return nil, err
 	}
 	if c.service && who != usersAndService {
-		return nil, fmt.Errorf("%w: the service token may only call /v1/check and /v1/check/bulk", authz.ErrForbidden)
+		return nil, fmt.Errorf("%w: the service token may only call the check routes: /v1/check, /v1/check/bulk and /access/v1/*", authz.ErrForbidden)
 	}
 	return h(w, r, c)
 }

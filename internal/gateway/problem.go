@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -14,6 +15,8 @@ var (
 	errBodyTooLarge         = errors.New("request body too large")
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errMethodNotAllowed     = errors.New("method not allowed")
+	errNotImplemented       = errors.New("not implemented")
+	errNoExplainer          = fmt.Errorf("%w: this gateway has no explainer", errNotImplemented)
 )
 
 // statusTable maps error kinds to HTTP statuses, first match wins. Only
@@ -27,6 +30,7 @@ var statusTable = []struct {
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, true},
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, true},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, true},
+	{errNotImplemented, http.StatusNotImplemented, true},
 	{authz.ErrInvalid, http.StatusBadRequest, true},
 	{authz.ErrUnauthenticated, http.StatusUnauthorized, true},
 	{authz.ErrForbidden, http.StatusForbidden, true},

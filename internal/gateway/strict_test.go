@@ -20,17 +20,17 @@ type fakeManager struct {
 	calls atomic.Int32
 }
 
-func (f *fakeManager) SetMember(_ context.Context, _ string, m authz.Membership) (authz.Membership, string, error) {
+func (f *fakeManager) SetMember(_ context.Context, _ authz.Actor, m authz.Membership) (authz.Membership, string, error) {
 	f.calls.Add(1)
 	return m, "0/1", nil
 }
 
-func (f *fakeManager) RemoveMember(context.Context, string, string, string) (string, error) {
+func (f *fakeManager) RemoveMember(context.Context, authz.Actor, string, string) (string, error) {
 	f.calls.Add(1)
 	return "0/1", nil
 }
 
-func (f *fakeManager) CreateCompany(_ context.Context, _ string, c authz.Company) (authz.Company, string, error) {
+func (f *fakeManager) CreateCompany(_ context.Context, _ authz.Actor, c authz.Company) (authz.Company, string, error) {
 	f.calls.Add(1)
 	if c.ID == "" {
 		c.ID = "generated"
@@ -38,7 +38,7 @@ func (f *fakeManager) CreateCompany(_ context.Context, _ string, c authz.Company
 	return c, "0/1", nil
 }
 
-func (f *fakeManager) UpdateCompany(_ context.Context, _, id string, u authz.CompanyUpdate) (authz.Company, string, error) {
+func (f *fakeManager) UpdateCompany(_ context.Context, _ authz.Actor, id string, u authz.CompanyUpdate) (authz.Company, string, error) {
 	f.calls.Add(1)
 	co := authz.Company{ID: id, Name: "Acme"}
 	if u.Name != nil {
@@ -47,17 +47,17 @@ func (f *fakeManager) UpdateCompany(_ context.Context, _, id string, u authz.Com
 	return co, "0/1", nil
 }
 
-func (f *fakeManager) Members(context.Context, string, string) ([]authz.Membership, error) {
+func (f *fakeManager) Members(context.Context, authz.Actor, string) ([]authz.Membership, error) {
 	f.calls.Add(1)
 	return nil, nil
 }
 
-func (f *fakeManager) Accesses(context.Context, string, string) ([]authz.Access, error) {
+func (f *fakeManager) Accesses(context.Context, authz.Actor, string) ([]authz.Access, error) {
 	f.calls.Add(1)
 	return nil, nil
 }
 
-func (f *fakeManager) Audit(context.Context, string, string, int, int64) ([]authz.AuditEntry, error) {
+func (f *fakeManager) Audit(context.Context, authz.Actor, string, int, int64) ([]authz.AuditEntry, error) {
 	f.calls.Add(1)
 	return nil, nil
 }

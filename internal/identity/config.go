@@ -87,6 +87,13 @@ type Config struct {
 	Audience string
 	// SubjectClaim names the claim holding the user ID.
 	SubjectClaim string
+	// GroupsClaim names the claim holding the caller's groups, which
+	// platform roles are granted to: e.g. "cognito:groups" (Cognito),
+	// "groups" (Okta, Entra ID, Auth0 with a namespaced claim) or "roles".
+	// The name is used exactly as given, with no path syntax, because
+	// namespaced claim names such as "https://example.com/groups" contain
+	// dots. Empty reads no groups.
+	GroupsClaim string
 	// TokenUse, when set ("id" or "access"), must equal the token's
 	// "token_use" claim, so that a Cognito-style issuer's ID tokens and
 	// access tokens cannot stand in for each other; empty accepts either.

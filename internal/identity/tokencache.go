@@ -13,7 +13,10 @@ type tokenHash = [sha256.Size]byte
 
 // cachedToken is what a successful verification leaves behind.
 type cachedToken struct {
-	hash      tokenHash
+	hash tokenHash
+	// principal is what a hit answers, groups included, so that a cached
+	// token grants exactly what verifying it again would. Its Groups slice
+	// belongs to the cache and is copied on the way out.
 	principal Principal
 	// kid is the header kid the signing key was looked up by ("" for a
 	// token without one, which only a single-key set accepts) and key the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,20 +56,21 @@ func TestTokenCacheRepeatedTokenVerifiedOnce(t *testing.T) {
 			srv := newJWKSServer(t, publicJWKS(t, tt.published...))
 			cfg := urlConfig(srv.URL)
 			cfg.TokenCacheSize = tt.cacheSize
+			cfg.GroupsClaim = "groups"
 			v := newTestVerifier(t, cfg, clock)
 			checks := countChecks(v)
 			// sub is not claimsAt's default, so that the comparison below
 			// cannot pass on a principal that did not come from this token.
-			changes := map[string]any{"sub": "user-7"}
+			changes := map[string]any{"sub": "user-7", "groups": []string{"ops", "Admin"}}
 			maps.Copy(changes, tt.changes)
 			token := tt.signer.sign(t, claimsAt(clock.Now(), changes), nil)
-			want := Principal{Subject: "user-7"}
+			want := Principal{Subject: "user-7", Groups: []string{"ops", "Admin"}}
 			for i := range repeats {
 				p, err := v.Verify(t.Context(), token)
 				if err != nil {
 					t.Fatalf("Verify #%d: %v", i+1, err)
 				}
-				if p != want {
+				if p.Subject != want.Subject || !slices.Equal(p.Groups, want.Groups) {
 					t.Fatalf("Verify #%d = %+v, want %+v", i+1, p, want)
 				}
 			}
@@ -316,6 +318,47 @@ func TestTokenCacheRejectionsNotCached(t *testing.T) {
 			if n := v.tokens.len(); n != 0 {
 				t.Fatalf("%d entries cached after rejections", n)
 			}
+		})
+	}
+}
+
+func TestTokenCacheGroups(t *testing.T) {
+	key := newECKey(t, "a")
+	clock := newFakeClock()
+	srv := newJWKSServer(t, publicJWKS(t, key))
+	tests := []struct {
+		name   string
+		groups any
+		want   []string
+	}{
+		{"array", []string{"Admin", "ops", "Admin"}, []string{"Admin", "ops"}},
+		{"string", "Admin ops", []string{"Admin", "ops"}},
+		{"wrong type", 42, nil},
+		{"too many", numberedGroups(maxGroups + 1), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := urlConfig(srv.URL)
+			cfg.GroupsClaim = "cognito:groups"
+			v := newTestVerifier(t, cfg, clock)
+			checks := countChecks(v)
+			token := key.sign(t, claimsAt(clock.Now(), map[string]any{"cognito:groups": tt.groups}), nil)
+			for i := range 3 {
+				p, err := v.Verify(t.Context(), token)
+				if err != nil {
+					t.Fatalf("Verify #%d: %v", i+1, err)
+				}
+				if !slices.Equal(p.Groups, tt.want) {
+					t.Fatalf("Verify #%d groups = %q, want %q", i+1, p.Groups, tt.want)
+				}
+				// What a caller does with its copy must not reach the
+				// cache, and through it the next caller.
+				if len(p.Groups) > 0 {
+					p.Groups[0] = "platform-admins"
+					p.Groups = append(p.Groups[:1], "platform-admins")
+				}
+			}
+			wantChecks(t, checks, 1)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 // Package identity verifies the bearer JWTs that identify tenantgate's
 // callers against the issuer's published key set (JWKS), and maps a verified
-// token to the user ID that authorization decisions are made for.
+// token to the user ID that authorization decisions are made for and the
+// groups that platform roles are granted to.
 //
 // The token never chooses how it is checked: its "alg" must be on the
 // configured allow-list (asymmetric algorithms only) and fit the type of the
@@ -13,9 +14,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +34,23 @@ import (
 // tokens stuffed with group claims stay far below it.
 const maxTokenBytes = 64 << 10
 
+// Limits on Config.GroupsClaim. A claim over either yields no groups at
+// all: reading part of it would make the caller's rights depend on the
+// order the issuer lists groups in, and a token carrying that many is
+// misconfigured or forged for the purpose.
+const (
+	maxGroups     = 256
+	maxGroupBytes = 256
+)
+
 // Principal is the verified caller.
 type Principal struct {
 	// Subject is the user ID, taken from Config.SubjectClaim.
 	Subject string
+	// Groups are the caller's groups, taken from Config.GroupsClaim: free
+	// of duplicates and empty names, compared case-sensitively, nil when
+	// the token carries none.
+	Groups []string
 }
 
 // Verifier checks bearer tokens. It is safe for concurrent use and runs no
@@ -138,6 +154,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, err
 	}
 	entry.hash = h
+	entry.principal.Groups = slices.Clone(p.Groups)
 	v.tokens.put(entry, v.now())
 	return p, nil
 }
@@ -154,7 +171,11 @@ func (v *Verifier) cached(h tokenHash) (Principal, bool) {
 		v.tokens.remove(h)
 		return Principal{}, false
 	}
-	return e.principal, true
+	// The entry keeps its own groups, so that a caller who changes the
+	// slice it was handed cannot change what the next hit is granted.
+	p := e.principal
+	p.Groups = slices.Clone(p.Groups)
+	return p, true
 }
 
 // verify does the full check of a token and, when it passes, also returns
@@ -204,7 +225,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Principal, cachedTok
 		v.log.DebugContext(ctx, "token rejected", "reason", "claims", "kid", kid, "error", err)
 		return fail(claimsRejection(err))
 	}
-	p, err := v.principal(tok)
+	p, err := v.principal(ctx, tok)
 	if err != nil {
 		return fail(err)
 	}
@@ -220,11 +241,13 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Principal, cachedTok
 	return p, entry, nil
 }
 
-// Authenticate is Verify reduced to the caller's user ID, the shape the
-// gateway asks for.
-func (v *Verifier) Authenticate(ctx context.Context, raw string) (string, error) {
+// Authenticate is Verify in the shape the gateway asks for.
+func (v *Verifier) Authenticate(ctx context.Context, raw string) (authz.Principal, error) {
 	p, err := v.Verify(ctx, raw)
-	return p.Subject, err
+	if err != nil {
+		return authz.Principal{}, err
+	}
+	return authz.Principal{Subject: p.Subject, Groups: p.Groups}, nil
 }
 
 // key finds the key a token names, and the key set it is in, refetching a
@@ -250,8 +273,9 @@ func (v *Verifier) key(ctx context.Context, kid string) (publicKey, *keySet, err
 	return k, ks, err
 }
 
-// principal takes the user ID from a token whose claims have passed.
-func (v *Verifier) principal(tok jwt.Token) (Principal, error) {
+// principal takes the user ID and groups from a token whose claims have
+// passed.
+func (v *Verifier) principal(ctx context.Context, tok jwt.Token) (Principal, error) {
 	claim := v.cfg.SubjectClaim
 	if !tok.Has(claim) {
 		return Principal{}, reject("token has no subject")
@@ -263,7 +287,94 @@ func (v *Verifier) principal(tok jwt.Token) (Principal, error) {
 	if err := authz.ValidateUserID(sub); err != nil {
 		return Principal{}, reject("subject is not a valid user id")
 	}
-	return Principal{Subject: sub}, nil
+	return Principal{Subject: sub, Groups: v.groups(ctx, tok)}, nil
+}
+
+// groups reads Config.GroupsClaim: a JSON array of strings, or one string
+// holding a whitespace-separated list (as some issuers send, like OAuth's
+// "scope"). A claim of any other shape, or over maxGroups or maxGroupBytes,
+// yields no groups and a warning rather than a rejection: groups only add
+// rights, so the token still proves who the caller is, and the warning
+// tells the operator that the issuer is not sending what was configured.
+func (v *Verifier) groups(ctx context.Context, tok jwt.Token) []string {
+	claim := v.cfg.GroupsClaim
+	if claim == "" || !tok.Has(claim) {
+		return nil
+	}
+	// Get into an any fails only for a null claim.
+	var value any
+	if tok.Get(claim, &value) != nil {
+		value = nil
+	}
+	var names []string
+	switch value := value.(type) {
+	case string:
+		for name := range strings.FieldsSeq(value) {
+			if len(names) == maxGroups {
+				return v.tooManyGroups(ctx, claim)
+			}
+			names = append(names, name)
+		}
+	case []string: // a registered claim such as "aud"
+		names = value
+	case []any:
+		if len(value) > maxGroups {
+			return v.tooManyGroups(ctx, claim)
+		}
+		names = make([]string, 0, len(value))
+		for _, e := range value {
+			name, ok := e.(string)
+			if !ok {
+				v.log.WarnContext(ctx, "groups claim has the wrong type; reading no groups", "claim", claim, "type", "array holding "+jsonType(e))
+				return nil
+			}
+			names = append(names, name)
+		}
+	default:
+		v.log.WarnContext(ctx, "groups claim has the wrong type; reading no groups", "claim", claim, "type", jsonType(value))
+		return nil
+	}
+	if len(names) > maxGroups {
+		return v.tooManyGroups(ctx, claim)
+	}
+	var groups []string
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		if len(name) > maxGroupBytes {
+			v.log.WarnContext(ctx, "groups claim holds a group name that is too long; reading no groups", "claim", claim, "bytes", len(name), "limit", maxGroupBytes)
+			return nil
+		}
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		groups = append(groups, name)
+	}
+	return groups
+}
+
+func (v *Verifier) tooManyGroups(ctx context.Context, claim string) []string {
+	v.log.WarnContext(ctx, "groups claim holds too many groups; reading no groups", "claim", claim, "limit", maxGroups)
+	return nil
+}
+
+// jsonType names the JSON type of a decoded claim value, for the log.
+func jsonType(value any) string {
+	switch value.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64, json.Number:
+		return "number"
+	case []any, []string:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", value)
 }
 
 // checkType keeps a token of another kind (RFC 8725 section 3.11) from

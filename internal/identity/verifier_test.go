@@ -1,11 +1,16 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +144,7 @@ func TestVerifyRejects(t *testing.T) {
 			if !strings.HasSuffix(err.Error(), ": "+tt.reason) {
 				t.Fatalf("error %q, want reason %q", err, tt.reason)
 			}
-			if p != (Principal{}) {
+			if p.Subject != "" || p.Groups != nil {
 				t.Fatalf("rejected token yielded principal %+v", p)
 			}
 		})
@@ -216,6 +221,144 @@ func TestVerifySubjectClaim(t *testing.T) {
 			}
 			if err != nil || p.Subject != tt.want {
 				t.Fatalf("Verify = %+v, %v; want subject %q", p, err, tt.want)
+			}
+		})
+	}
+}
+
+// numberedGroups is n distinct group names.
+func numberedGroups(n int) []string {
+	groups := make([]string, n)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("group-%d", i)
+	}
+	return groups
+}
+
+// warnings is the WARN lines of a text log.
+func warnings(logs string) []string {
+	var lines []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, "level=WARN") {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+func TestVerifyGroups(t *testing.T) {
+	ecKey := newECKey(t, "ec")
+	clock := newFakeClock()
+	now := clock.Now()
+	srv := newJWKSServer(t, publicJWKS(t, ecKey))
+	long := strings.Repeat("g", maxGroupBytes)
+
+	tests := []struct {
+		name    string
+		claim   string
+		changes map[string]any
+		want    []string
+		// warn is what the one WARN line must say; empty: no WARN line.
+		warn string
+	}{
+		{"cognito array", "cognito:groups", map[string]any{"cognito:groups": []string{"Admin", "Ops"}}, []string{"Admin", "Ops"}, ""},
+		{"okta or entra array", "groups", map[string]any{"groups": []string{"Everyone", "tenantgate-admins"}}, []string{"Everyone", "tenantgate-admins"}, ""},
+		{"namespaced claim name with dots", "https://example.com/groups", map[string]any{"https://example.com/groups": []string{"admins"}}, []string{"admins"}, ""},
+		{"dots are not a path", "app.groups", map[string]any{"app": map[string]any{"groups": []string{"admins"}}}, nil, ""},
+		{"space-separated string", "roles", map[string]any{"roles": " admin  ops\tdev\n"}, []string{"admin", "ops", "dev"}, ""},
+		{"single group as a string", "roles", map[string]any{"roles": "admin"}, []string{"admin"}, ""},
+		{"blank string", "roles", map[string]any{"roles": " \t "}, nil, ""},
+		{"empty array", "groups", map[string]any{"groups": []string{}}, nil, ""},
+		{"claim absent", "groups", nil, nil, ""},
+		{"no claim configured", "", map[string]any{"groups": []string{"admins"}}, nil, ""},
+		{"registered claim", "aud", map[string]any{"aud": []string{testAudience, "other"}}, []string{testAudience, "other"}, ""},
+		{"empty names dropped", "groups", map[string]any{"groups": []string{"", "admins", ""}}, []string{"admins"}, ""},
+		{"duplicates removed", "groups", map[string]any{"groups": []string{"b", "a", "b", "a"}}, []string{"b", "a"}, ""},
+		{"duplicates removed from a string", "roles", map[string]any{"roles": "a b a"}, []string{"a", "b"}, ""},
+		{"case-sensitive", "groups", map[string]any{"groups": []string{"Admin", "admin", "ADMIN"}}, []string{"Admin", "admin", "ADMIN"}, ""},
+		{"names kept as sent", "groups", map[string]any{"groups": []string{" admin", "a b"}}, []string{" admin", "a b"}, ""},
+		{"number", "groups", map[string]any{"groups": 42}, nil, "type=number"},
+		{"boolean", "groups", map[string]any{"groups": true}, nil, "type=boolean"},
+		{"object", "groups", map[string]any{"groups": map[string]any{"admins": true}}, nil, "type=object"},
+		{"null", "groups", map[string]any{"groups": json.RawMessage("null")}, nil, "type=null"},
+		{"array holding a number", "groups", map[string]any{"groups": []any{"admins", 7}}, nil, `type="array holding number"`},
+		{"array holding null", "groups", map[string]any{"groups": []any{"admins", nil}}, nil, `type="array holding null"`},
+		{"array holding an array", "groups", map[string]any{"groups": []any{[]string{"admins"}}}, nil, `type="array holding array"`},
+		{"array holding an object", "groups", map[string]any{"groups": []any{map[string]any{"name": "admins"}}}, nil, `type="array holding object"`},
+		{"as many groups as allowed", "groups", map[string]any{"groups": numberedGroups(maxGroups)}, numberedGroups(maxGroups), ""},
+		{"one group too many", "groups", map[string]any{"groups": numberedGroups(maxGroups + 1)}, nil, "too many groups"},
+		{"one group too many in a string", "roles", map[string]any{"roles": strings.Join(numberedGroups(maxGroups+1), " ")}, nil, "too many groups"},
+		{"too many entries, though duplicates", "groups", map[string]any{"groups": slices.Repeat([]string{"admins"}, maxGroups+1)}, nil, "too many groups"},
+		{"group as long as allowed", "groups", map[string]any{"groups": []string{long}}, []string{long}, ""},
+		{"group too long", "groups", map[string]any{"groups": []string{"admins", long + "g"}}, nil, "too long"},
+		{"group too long in a string", "roles", map[string]any{"roles": "admins " + long + "g"}, nil, "too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := urlConfig(srv.URL)
+			cfg.GroupsClaim = tt.claim
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			v := newTestVerifier(t, cfg, clock)
+			token := ecKey.sign(t, claimsAt(now, tt.changes), nil)
+
+			p, err := v.Verify(t.Context(), token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if p.Subject != "user-1" || !slices.Equal(p.Groups, tt.want) {
+				t.Fatalf("Verify = %+v, want subject %q and groups %q", p, "user-1", tt.want)
+			}
+			if len(tt.want) == 0 && p.Groups != nil {
+				t.Fatalf("groups = %#v, want nil", p.Groups)
+			}
+			warns := warnings(logs.String())
+			if tt.warn == "" {
+				if len(warns) != 0 {
+					t.Fatalf("unexpected warnings:\n%s", strings.Join(warns, ""))
+				}
+				return
+			}
+			if len(warns) != 1 || !strings.Contains(warns[0], tt.warn) || !strings.Contains(warns[0], "claim="+tt.claim) {
+				t.Fatalf("want one warning naming claim %q and saying %q, got:\n%s", tt.claim, tt.warn, logs.String())
+			}
+			payload := strings.Split(token, ".")[1]
+			if strings.Contains(logs.String(), payload) {
+				t.Fatalf("the log holds the token:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	ecKey := newECKey(t, "ec")
+	clock := newFakeClock()
+	now := clock.Now()
+	srv := newJWKSServer(t, publicJWKS(t, ecKey))
+	cfg := urlConfig(srv.URL)
+	cfg.GroupsClaim = "cognito:groups"
+	v := newTestVerifier(t, cfg, clock)
+
+	tests := []struct {
+		name   string
+		token  string
+		want   authz.Principal
+		reason string
+	}{
+		{"with groups", ecKey.sign(t, claimsAt(now, map[string]any{"cognito:groups": []string{"Admin"}}), nil), authz.Principal{Subject: "user-1", Groups: []string{"Admin"}}, ""},
+		{"without groups", ecKey.sign(t, claimsAt(now, nil), nil), authz.Principal{Subject: "user-1"}, ""},
+		{"rejected", ecKey.sign(t, claimsAt(now, map[string]any{"aud": "other", "cognito:groups": []string{"Admin"}}), nil), authz.Principal{}, "wrong audience"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Authenticate(t.Context(), tt.token)
+			if tt.reason != "" {
+				wantReason(t, err, tt.reason)
+			} else if err != nil {
+				t.Fatalf("Authenticate: %v", err)
+			}
+			if p.Subject != tt.want.Subject || !slices.Equal(p.Groups, tt.want.Groups) {
+				t.Fatalf("Authenticate = %+v, want %+v", p, tt.want)
 			}
 		})
 	}

@@ -18,10 +18,10 @@ import (
 // bench starts it as a process of its own, like every other system.
 const FloorCommand = "bench-floor"
 
-// Authenticator verifies a bearer token and returns the user it names, as
+// Authenticator verifies a bearer token and returns the caller it names, as
 // *identity.Verifier does for the gateway.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (string, error)
+	Authenticate(ctx context.Context, token string) (authz.Principal, error)
 }
 
 // readTimeout bounds reading every row for the floor.
@@ -56,7 +56,7 @@ func floorCheck(w http.ResponseWriter, r *http.Request, authn Authenticator, tru
 		http.Error(w, "missing bearer token", http.StatusUnauthorized)
 		return
 	}
-	user, err := authn.Authenticate(r.Context(), token)
+	caller, err := authn.Authenticate(r.Context(), token)
 	if err != nil {
 		http.Error(w, "invalid token", http.StatusUnauthorized)
 		return
@@ -75,7 +75,7 @@ func floorCheck(w http.ResponseWriter, r *http.Request, authn Authenticator, tru
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]bool{"allowed": truth.Allowed(user, p, body.Company)})
+	_ = json.NewEncoder(w).Encode(map[string]bool{"allowed": truth.Allowed(caller.Subject, p, body.Company)})
 }
 
 // readRows reads every company and membership.

@@ -132,6 +132,18 @@ func roleOn(ctx context.Context, q pgx.Tx, user string, ch chain, mode lockMode)
 	return authz.Strongest(roles...), nil
 }
 
+// actorRole is actor's strongest role on the chain's company: its own
+// memberships' (roleOn), or its platform role where that is stronger and
+// the company exists. viaPlatform reports that the platform role is what
+// counts, which the audit trail must say.
+func actorRole(ctx context.Context, q pgx.Tx, actor authz.Actor, ch chain, mode lockMode) (role authz.Role, viaPlatform bool, err error) {
+	role, err = roleOn(ctx, q, actor.ID, ch, mode)
+	if err != nil || len(ch) == 0 || actor.Platform.Role == "" || authz.Strongest(role, actor.Platform.Role) == role {
+		return role, false, err
+	}
+	return actor.Platform.Role, true, nil
+}
+
 // decision is what one management transaction decided, for the audit trail.
 type decision struct {
 	actor, action, company, target string
@@ -141,6 +153,20 @@ type decision struct {
 	// or above it. Its refusals are not that company's business: written
 	// to its audit trail they would let anybody flood it.
 	outsider bool
+}
+
+// role is actorRole for the decision d, whose audit detail then names the
+// platform role and the group it comes from when that is what counts.
+func (d *decision) role(ctx context.Context, q pgx.Tx, actor authz.Actor, ch chain, mode lockMode) (authz.Role, error) {
+	role, viaPlatform, err := actorRole(ctx, q, actor, ch, mode)
+	if viaPlatform {
+		if d.detail == nil {
+			d.detail = map[string]string{}
+		}
+		d.detail["platform_role"] = string(actor.Platform.Role)
+		d.detail["platform_group"] = actor.Platform.Group
+	}
+	return role, err
 }
 
 // decider reads the facts of a request, decides it, and in the locked pass
@@ -249,12 +275,12 @@ func (s *Store) audit(ctx context.Context, q execer, d *decision, err error) err
 // SetMember gives m.UserID the role and status of m in m.CompanyID on
 // actor's behalf, if the grant rules allow it against the current rows. It
 // returns the membership as stored and the write's consistency token.
-func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership) (authz.Membership, string, error) {
-	d := &decision{actor: actor, action: authz.ActionMemberSet, company: m.CompanyID, target: m.UserID,
+func (s *Store) SetMember(ctx context.Context, actor authz.Actor, m authz.Membership) (authz.Membership, string, error) {
+	d := &decision{actor: actor.ID, action: authz.ActionMemberSet, company: m.CompanyID, target: m.UserID,
 		detail: map[string]string{"role": string(m.Role), "status": string(m.Status)}}
 	var stored authz.Membership
 	token, err := s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
-		change, err := s.memberFacts(ctx, tx, locked, actor, m.CompanyID, m.UserID)
+		change, err := s.memberFacts(ctx, tx, locked, d, actor, m.CompanyID, m.UserID)
 		if err != nil {
 			return err
 		}
@@ -291,10 +317,10 @@ func (s *Store) SetMember(ctx context.Context, actor string, m authz.Membership)
 // RemoveMember deletes userID's membership in companyID on actor's behalf,
 // if the rules allow it; leaving (actor == userID) is allowed unless the
 // actor is the last active owner of a root company.
-func (s *Store) RemoveMember(ctx context.Context, actor, companyID, userID string) (string, error) {
-	d := &decision{actor: actor, action: authz.ActionMemberRemove, company: companyID, target: userID}
+func (s *Store) RemoveMember(ctx context.Context, actor authz.Actor, companyID, userID string) (string, error) {
+	d := &decision{actor: actor.ID, action: authz.ActionMemberRemove, company: companyID, target: userID}
 	return s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
-		change, err := s.memberFacts(ctx, tx, locked, actor, companyID, userID)
+		change, err := s.memberFacts(ctx, tx, locked, d, actor, companyID, userID)
 		if err != nil {
 			return err
 		}
@@ -330,13 +356,13 @@ func (d *decision) note(c authz.MemberChange) {
 // memberFacts reads what DecideMemberChange needs to judge a change to
 // target's membership: in the locked pass under the locks described at the
 // top of this file, in the first without any.
-func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, companyID, target string) (authz.MemberChange, error) {
-	change := authz.MemberChange{Actor: actor, Target: target}
+func (s *Store) memberFacts(ctx context.Context, tx pgx.Tx, locked bool, d *decision, actor authz.Actor, companyID, target string) (authz.MemberChange, error) {
+	change := authz.MemberChange{Actor: actor.ID, Target: target}
 	ch, err := lockChain(ctx, tx, companyID, when(locked, lockChange))
 	if err != nil || len(ch) == 0 {
 		return change, err
 	}
-	if change.ActorRole, err = roleOn(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
+	if change.ActorRole, err = d.role(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
 		return change, err
 	}
 	change.Root = ch[0].ParentID == ""
@@ -381,11 +407,11 @@ func countOwners(ctx context.Context, tx pgx.Tx, companyID, except string, mode 
 // CreateCompany creates c on actor's behalf and makes actor its active
 // owner. A c.ID of "" gets a generated ID. A child needs create on its
 // parent; an existing ID is an authz.ErrConflict.
-func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company) (authz.Company, string, error) {
+func (s *Store) CreateCompany(ctx context.Context, actor authz.Actor, c authz.Company) (authz.Company, string, error) {
 	// A refusal is filed under the parent, whose managers are the ones to
 	// see an attempt under it (an ID asked for under a parent may name no
 	// company, or another tenant's); a root's under the ID asked for.
-	d := &decision{actor: actor, action: authz.ActionCompanyCreate, company: cmp.Or(c.ParentID, c.ID),
+	d := &decision{actor: actor.ID, action: authz.ActionCompanyCreate, company: cmp.Or(c.ParentID, c.ID),
 		detail: map[string]string{"name": c.Name, "parent_id": c.ParentID}}
 	created := c
 	token, err := s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
@@ -399,7 +425,7 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 		if err != nil {
 			return err
 		}
-		homeRole, err := roleOn(ctx, tx, actor, home, mode)
+		homeRole, err := d.role(ctx, tx, actor, home, mode)
 		if err != nil {
 			return err
 		}
@@ -416,7 +442,7 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 		}
 		// Judged after the decision, like SetMember's user: a caller
 		// without rights learns nothing more from a bad value.
-		if err := validCreate(actor, c); err != nil || !locked {
+		if err := validCreate(actor.ID, c); err != nil || !locked {
 			return err
 		}
 		err = tx.QueryRow(ctx, `insert into companies (id, name, parent_id)
@@ -427,7 +453,7 @@ func (s *Store) CreateCompany(ctx context.Context, actor string, c authz.Company
 		}
 		d.company = created.ID
 		_, err = tx.Exec(ctx, `insert into company_memberships (user_id, company_id, role, status)
-			values ($1, $2, $3, $4)`, actor, created.ID, authz.RoleOwner, authz.StatusActive)
+			values ($1, $2, $3, $4)`, actor.ID, created.ID, authz.RoleOwner, authz.StatusActive)
 		if err != nil {
 			return fmt.Errorf("insert owner: %w", translate(err))
 		}
@@ -460,8 +486,8 @@ func validCreate(actor string, c authz.Company) error {
 // UpdateCompany renames or moves company id on actor's behalf. A move that
 // would close a loop or exceed MaxDepth is an authz.ErrConflict (the trigger
 // of migration 1 judges it).
-func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.CompanyUpdate) (authz.Company, string, error) {
-	d := &decision{actor: actor, action: authz.ActionCompanyUpdate, company: id, detail: map[string]string{}}
+func (s *Store) UpdateCompany(ctx context.Context, actor authz.Actor, id string, u authz.CompanyUpdate) (authz.Company, string, error) {
+	d := &decision{actor: actor.ID, action: authz.ActionCompanyUpdate, company: id, detail: map[string]string{}}
 	if u.Name != nil {
 		d.detail["name"] = *u.Name
 	}
@@ -475,14 +501,14 @@ func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.Com
 			return err
 		}
 		change := authz.CompanyChange{Rename: u.Name != nil, Move: u.ParentID != nil}
-		if change.ActorRole, err = roleOn(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
+		if change.ActorRole, err = d.role(ctx, tx, actor, ch, when(locked, lockShare)); err != nil {
 			return err
 		}
 		d.outsider = change.ActorRole == ""
 		d.reason = "actor holds " + string(change.ActorRole)
 		if change.Move {
 			change.NewParent = *u.ParentID
-			if err := s.moveFacts(ctx, tx, locked, actor, ch, &change); err != nil {
+			if err := s.moveFacts(ctx, tx, locked, d, actor, ch, &change); err != nil {
 				return err
 			}
 			d.reason += " on the company, " + string(change.ActorCurrentParentRole) + " on the current parent and " +
@@ -521,7 +547,7 @@ func (s *Store) UpdateCompany(ctx context.Context, actor, id string, u authz.Com
 // (ch is the company's chain, read under lock), and its role on the new
 // parent or, for a move to the root, whether the company has an active
 // owner of its own.
-func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, actor string, ch chain, change *authz.CompanyChange) error {
+func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, d *decision, actor authz.Actor, ch chain, change *authz.CompanyChange) error {
 	if len(ch) == 0 {
 		return nil // unknown: refused for want of read, like any stranger
 	}
@@ -530,7 +556,7 @@ func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, actor str
 		var err error
 		// The actor's memberships on the parent's chain are locked
 		// already: UpdateCompany read its role on the whole chain.
-		if change.ActorCurrentParentRole, err = roleOn(ctx, tx, actor, ch[1:], lockNone); err != nil {
+		if change.ActorCurrentParentRole, err = d.role(ctx, tx, actor, ch[1:], lockNone); err != nil {
 			return err
 		}
 	}
@@ -543,20 +569,20 @@ func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, actor str
 	if err != nil {
 		return err
 	}
-	change.ActorParentRole, err = roleOn(ctx, tx, actor, parent, when(locked, lockShare))
+	change.ActorParentRole, err = d.role(ctx, tx, actor, parent, when(locked, lockShare))
 	return err
 }
 
 // readAs runs fn in a read-only transaction once actor is found to hold
 // perm on companyID; otherwise it is an authz.ErrForbidden, the same for a
 // company that does not exist.
-func (s *Store) readAs(ctx context.Context, actor, companyID string, perm authz.Permission, fn func(pgx.Tx, chain) error) error {
+func (s *Store) readAs(ctx context.Context, actor authz.Actor, companyID string, perm authz.Permission, fn func(pgx.Tx, chain) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		ch, err := lockChain(ctx, tx, companyID, lockNone)
 		if err != nil {
 			return err
 		}
-		role, err := roleOn(ctx, tx, actor, ch, lockNone)
+		role, _, err := actorRole(ctx, tx, actor, ch, lockNone)
 		if err != nil {
 			return err
 		}
@@ -569,7 +595,7 @@ func (s *Store) readAs(ctx context.Context, actor, companyID string, perm authz.
 
 // Members lists companyID's direct memberships, by user, for an actor with
 // manage_members on it.
-func (s *Store) Members(ctx context.Context, actor, companyID string) ([]authz.Membership, error) {
+func (s *Store) Members(ctx context.Context, actor authz.Actor, companyID string) ([]authz.Membership, error) {
 	var members []authz.Membership
 	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, _ chain) error {
 		rows, err := tx.Query(ctx, `select id, user_id, company_id, role, status from company_memberships
@@ -592,7 +618,7 @@ func (s *Store) Members(ctx context.Context, actor, companyID string) ([]authz.M
 
 // Accesses lists the active memberships on companyID and its ancestors, the
 // rows that explain who can act on it, for an actor with manage_members.
-func (s *Store) Accesses(ctx context.Context, actor, companyID string) ([]authz.Access, error) {
+func (s *Store) Accesses(ctx context.Context, actor authz.Actor, companyID string) ([]authz.Access, error) {
 	var accesses []authz.Access
 	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, ch chain) error {
 		rows, err := tx.Query(ctx, `select user_id, role, company_id, array_position($1::text[], company_id) - 1
@@ -616,7 +642,7 @@ func (s *Store) Accesses(ctx context.Context, actor, companyID string) ([]authz.
 
 // Audit lists companyID's audit entries newest first, at most limit, older
 // than entry before (0: from the newest), for an actor with manage_members.
-func (s *Store) Audit(ctx context.Context, actor, companyID string, limit int, before int64) ([]authz.AuditEntry, error) {
+func (s *Store) Audit(ctx context.Context, actor authz.Actor, companyID string, limit int, before int64) ([]authz.AuditEntry, error) {
 	var entries []authz.AuditEntry
 	err := s.readAs(ctx, actor, companyID, authz.PermManageMembers, func(tx pgx.Tx, _ chain) error {
 		rows, err := tx.Query(ctx, `select id, at, actor, action, company_id, target, outcome, reason, detail

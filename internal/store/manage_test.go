@@ -55,17 +55,17 @@ func TestGrantRacesDemotionOfGranter(t *testing.T) {
 
 	demotions := []demotion{
 		{name: "demoted to viewer", left: "viewer/active", run: func(ctx context.Context, r raceRound) (string, string, error) {
-			_, token, err := s.SetMember(ctx, r.owner, member(r.admin, r.home, authz.RoleViewer))
+			_, token, err := s.SetMember(ctx, authz.Actor{ID: r.owner}, member(r.admin, r.home, authz.RoleViewer))
 			return token, "", err
 		}},
 		{name: "deactivated", left: "admin/inactive", run: func(ctx context.Context, r raceRound) (string, string, error) {
 			m := member(r.admin, r.home, authz.RoleAdmin)
 			m.Status = authz.StatusInactive
-			_, token, err := s.SetMember(ctx, r.owner, m)
+			_, token, err := s.SetMember(ctx, authz.Actor{ID: r.owner}, m)
 			return token, "", err
 		}},
 		{name: "removed", left: "", run: func(ctx context.Context, r raceRound) (string, string, error) {
-			token, err := s.RemoveMember(ctx, r.owner, r.home, r.admin)
+			token, err := s.RemoveMember(ctx, authz.Actor{ID: r.owner}, r.home, r.admin)
 			return token, "", err
 		}},
 		{name: "demoted by the application's SQL", left: "viewer/active", run: func(ctx context.Context, r raceRound) (string, string, error) {
@@ -118,7 +118,7 @@ func TestGrantRacesDemotionOfGranter(t *testing.T) {
 						if grantErr = pings(ctx, s, -lead); grantErr != nil {
 							return
 						}
-						_, grantToken, grantErr = s.SetMember(ctx, r.admin, member(r.target, r.company, authz.RoleEditor))
+						_, grantToken, grantErr = s.SetMember(ctx, authz.Actor{ID: r.admin}, member(r.target, r.company, authz.RoleEditor))
 					}()
 					go func() {
 						defer wg.Done()
@@ -225,17 +225,17 @@ func TestOwnersRemovingEachOther(t *testing.T) {
 		run  func(ctx context.Context, actor, company, target string) error
 	}{
 		{"demote", func(ctx context.Context, actor, company, target string) error {
-			_, _, err := s.SetMember(ctx, actor, member(target, company, authz.RoleAdmin))
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, member(target, company, authz.RoleAdmin))
 			return err
 		}},
 		{"deactivate", func(ctx context.Context, actor, company, target string) error {
 			m := member(target, company, authz.RoleOwner)
 			m.Status = authz.StatusInactive
-			_, _, err := s.SetMember(ctx, actor, m)
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, m)
 			return err
 		}},
 		{"remove", func(ctx context.Context, actor, company, target string) error {
-			_, err := s.RemoveMember(ctx, actor, company, target)
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: actor}, company, target)
 			return err
 		}},
 	}
@@ -283,13 +283,13 @@ func TestLastOwner(t *testing.T) {
 
 	setMember := func(actor, target string, role authz.Role, status authz.Status) func(context.Context, string) error {
 		return func(ctx context.Context, co string) error {
-			_, _, err := s.SetMember(ctx, actor, authz.Membership{UserID: target, CompanyID: co, Role: role, Status: status})
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, authz.Membership{UserID: target, CompanyID: co, Role: role, Status: status})
 			return err
 		}
 	}
 	remove := func(actor, target string) func(context.Context, string) error {
 		return func(ctx context.Context, co string) error {
-			_, err := s.RemoveMember(ctx, actor, co, target)
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: actor}, co, target)
 			return err
 		}
 	}
@@ -396,7 +396,7 @@ func TestLastOwnerCountWaitsForTheApplication(t *testing.T) {
 	}
 	leave := make(chan error, 1)
 	go func() {
-		_, err := s.RemoveMember(ctx, "leaver", "co", "leaver")
+		_, err := s.RemoveMember(ctx, authz.Actor{ID: "leaver"}, "co", "leaver")
 		leave <- err
 	}()
 	waitFor(t, "the leave to wait for the application's transaction", func() bool {
@@ -462,7 +462,7 @@ func TestCreateCompany(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
 			before := snapshot(t, s)
-			got, token, err := s.CreateCompany(ctx, tt.actor, tt.company)
+			got, token, err := s.CreateCompany(ctx, authz.Actor{ID: tt.actor}, tt.company)
 			if !errors.Is(err, tt.want) || (err != nil) != (tt.want != nil) {
 				t.Fatalf("CreateCompany(%q, %+v) = %v, want %v", tt.actor, tt.company, err, tt.want)
 			}
@@ -660,7 +660,7 @@ func TestUpdateCompany(t *testing.T) {
 			tr := newTree(t, fmt.Sprintf("t%d-", i), tt.kidOwner, tt.otherRole)
 			id, u := tt.company(tr), tt.update(tr)
 			before := snapshot(t, s)
-			got, token, err := s.UpdateCompany(ctx, tt.actor, id, u)
+			got, token, err := s.UpdateCompany(ctx, authz.Actor{ID: tt.actor}, id, u)
 			if !errors.Is(err, tt.want) || (err != nil) != (tt.want != nil) {
 				t.Fatalf("UpdateCompany(%q, %q) = %v, want %v", tt.actor, id, err, tt.want)
 			}
@@ -705,7 +705,7 @@ func TestAuditTrail(t *testing.T) {
 
 	set := func(actor, user string, role authz.Role) func(context.Context) error {
 		return func(ctx context.Context) error {
-			_, _, err := s.SetMember(ctx, actor, member(user, "co", role))
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, member(user, "co", role))
 			return err
 		}
 	}
@@ -722,40 +722,49 @@ func TestAuditTrail(t *testing.T) {
 			auditRow{"boss", authz.ActionMemberSet, "co", "*", "invalid"}},
 		{"grant of an unknown role", set("boss", "new", "superuser"),
 			auditRow{"boss", authz.ActionMemberSet, "co", "new", "invalid"}},
-		{"remove a non-member", func(ctx context.Context) error { _, err := s.RemoveMember(ctx, "boss", "co", "nobody"); return err },
+		{"remove a non-member", func(ctx context.Context) error {
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: "boss"}, "co", "nobody")
+			return err
+		},
 			auditRow{"boss", authz.ActionMemberRemove, "co", "nobody", "not_found"}},
-		{"last owner leaves", func(ctx context.Context) error { _, err := s.RemoveMember(ctx, "boss", "co", "boss"); return err },
+		{"last owner leaves", func(ctx context.Context) error {
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: "boss"}, "co", "boss")
+			return err
+		},
 			auditRow{"boss", authz.ActionMemberRemove, "co", "boss", "conflict"}},
-		{"remove a member", func(ctx context.Context) error { _, err := s.RemoveMember(ctx, "boss", "co", "new"); return err },
+		{"remove a member", func(ctx context.Context) error {
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: "boss"}, "co", "new")
+			return err
+		},
 			auditRow{"boss", authz.ActionMemberRemove, "co", "new", "allowed"}},
 		{"create a child", func(ctx context.Context) error {
-			_, _, err := s.CreateCompany(ctx, "boss", authz.Company{ID: "kid", Name: "Kid", ParentID: "co"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: "boss"}, authz.Company{ID: "kid", Name: "Kid", ParentID: "co"})
 			return err
 		}, auditRow{"boss", authz.ActionCompanyCreate, "kid", "", "allowed"}},
 		// A refused child is filed under the parent, whose managers can
 		// read it, whatever ID was asked for.
 		{"create a child without the right", func(ctx context.Context) error {
-			_, _, err := s.CreateCompany(ctx, "ed", authz.Company{ID: "kid2", Name: "Kid", ParentID: "co"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: "ed"}, authz.Company{ID: "kid2", Name: "Kid", ParentID: "co"})
 			return err
 		}, auditRow{"ed", authz.ActionCompanyCreate, "co", "", "forbidden"}},
 		{"create an existing child", func(ctx context.Context) error {
-			_, _, err := s.CreateCompany(ctx, "boss", authz.Company{ID: "kid", Name: "Kid", ParentID: "co"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: "boss"}, authz.Company{ID: "kid", Name: "Kid", ParentID: "co"})
 			return err
 		}, auditRow{"boss", authz.ActionCompanyCreate, "co", "", "conflict"}},
 		{"create a root with a taken id", func(ctx context.Context) error {
-			_, _, err := s.CreateCompany(ctx, "boss", authz.Company{ID: "co", Name: "Again"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: "boss"}, authz.Company{ID: "co", Name: "Again"})
 			return err
 		}, auditRow{"boss", authz.ActionCompanyCreate, "co", "", "conflict"}},
 		{"rename", func(ctx context.Context) error {
-			_, _, err := s.UpdateCompany(ctx, "ed", "co", authz.CompanyUpdate{Name: ptr("Renamed")})
+			_, _, err := s.UpdateCompany(ctx, authz.Actor{ID: "ed"}, "co", authz.CompanyUpdate{Name: ptr("Renamed")})
 			return err
 		}, auditRow{"ed", authz.ActionCompanyUpdate, "co", "", "allowed"}},
 		{"move without the right", func(ctx context.Context) error {
-			_, _, err := s.UpdateCompany(ctx, "ed", "co", authz.CompanyUpdate{ParentID: ptr("kid")})
+			_, _, err := s.UpdateCompany(ctx, authz.Actor{ID: "ed"}, "co", authz.CompanyUpdate{ParentID: ptr("kid")})
 			return err
 		}, auditRow{"ed", authz.ActionCompanyUpdate, "co", "", "forbidden"}},
 		{"move under its child", func(ctx context.Context) error {
-			_, _, err := s.UpdateCompany(ctx, "boss", "co", authz.CompanyUpdate{ParentID: ptr("kid")})
+			_, _, err := s.UpdateCompany(ctx, authz.Actor{ID: "boss"}, "co", authz.CompanyUpdate{ParentID: ptr("kid")})
 			return err
 		}, auditRow{"boss", authz.ActionCompanyUpdate, "co", "", "conflict"}},
 	}
@@ -788,7 +797,7 @@ func TestAuditTrail(t *testing.T) {
 
 	t.Run("read", func(t *testing.T) {
 		ctx := t.Context()
-		all, err := s.Audit(ctx, "boss", "co", 100, 0)
+		all, err := s.Audit(ctx, authz.Actor{ID: "boss"}, "co", 100, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -803,7 +812,7 @@ func TestAuditTrail(t *testing.T) {
 		// Pages of 3, each before the last of the one before.
 		var paged []authz.AuditEntry
 		for before := int64(0); ; {
-			page, err := s.Audit(ctx, "boss", "co", 3, before)
+			page, err := s.Audit(ctx, authz.Actor{ID: "boss"}, "co", 3, before)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -819,7 +828,7 @@ func TestAuditTrail(t *testing.T) {
 
 		// A cursor past every ID (the gateway passes any int64) is the
 		// first page.
-		if far, err := s.Audit(ctx, "boss", "co", 100, math.MaxInt64); err != nil || !slices.Equal(auditIDs(far), want) {
+		if far, err := s.Audit(ctx, authz.Actor{ID: "boss"}, "co", 100, math.MaxInt64); err != nil || !slices.Equal(auditIDs(far), want) {
 			t.Errorf("Audit before MaxInt64 = %q, %v; want %q", auditIDs(far), err, want)
 		}
 	})
@@ -828,7 +837,7 @@ func TestAuditTrail(t *testing.T) {
 		for _, c := range []struct{ actor, company string }{
 			{"ed", "co"}, {"stranger", "co"}, {"boss", "foreign"}, {"boss", "nope"},
 		} {
-			if _, err := s.Audit(t.Context(), c.actor, c.company, 10, 0); !errors.Is(err, authz.ErrForbidden) {
+			if _, err := s.Audit(t.Context(), authz.Actor{ID: c.actor}, c.company, 10, 0); !errors.Is(err, authz.ErrForbidden) {
 				t.Errorf("Audit(%q, %q) = %v, want ErrForbidden", c.actor, c.company, err)
 			}
 		}
@@ -852,7 +861,7 @@ func TestMembersAndAccesses(t *testing.T) {
 		member("stranger", "foreign", authz.RoleOwner))
 
 	t.Run("members", func(t *testing.T) {
-		got, err := s.Members(t.Context(), "adm", "mid")
+		got, err := s.Members(t.Context(), authz.Actor{ID: "adm"}, "mid")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -867,13 +876,13 @@ func TestMembersAndAccesses(t *testing.T) {
 			t.Errorf("Members(adm, mid) = %+v, want %+v", got, want)
 		}
 		// The owner of the top reaches the leaf through inheritance.
-		if got, err := s.Members(t.Context(), "boss", "leaf"); err != nil || len(got) != 1 || got[0].UserID != "leafy" {
+		if got, err := s.Members(t.Context(), authz.Actor{ID: "boss"}, "leaf"); err != nil || len(got) != 1 || got[0].UserID != "leafy" {
 			t.Errorf("Members(boss, leaf) = %+v, %v; want leafy", got, err)
 		}
 	})
 
 	t.Run("accesses", func(t *testing.T) {
-		got, err := s.Accesses(t.Context(), "adm", "leaf")
+		got, err := s.Accesses(t.Context(), authz.Actor{ID: "adm"}, "leaf")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -894,10 +903,10 @@ func TestMembersAndAccesses(t *testing.T) {
 			{"ed", "mid"}, {"reader", "leaf"}, {"leafy", "leaf"}, {"gone", "mid"},
 			{"stranger", "mid"}, {"adm", "top"}, {"boss", "foreign"}, {"boss", "nope"},
 		} {
-			if _, err := s.Members(t.Context(), c.actor, c.company); !errors.Is(err, authz.ErrForbidden) {
+			if _, err := s.Members(t.Context(), authz.Actor{ID: c.actor}, c.company); !errors.Is(err, authz.ErrForbidden) {
 				t.Errorf("Members(%q, %q) = %v, want ErrForbidden", c.actor, c.company, err)
 			}
-			if _, err := s.Accesses(t.Context(), c.actor, c.company); !errors.Is(err, authz.ErrForbidden) {
+			if _, err := s.Accesses(t.Context(), authz.Actor{ID: c.actor}, c.company); !errors.Is(err, authz.ErrForbidden) {
 				t.Errorf("Accesses(%q, %q) = %v, want ErrForbidden", c.actor, c.company, err)
 			}
 		}
@@ -1146,31 +1155,31 @@ func TestOutsidersTakeNoLocksAndWriteNoAudit(t *testing.T) {
 		call func(ctx context.Context, actor string) error
 	}{
 		{"grant", func(ctx context.Context, actor string) error {
-			_, _, err := s.SetMember(ctx, actor, member(actor+"-friend", "victim", authz.RoleOwner))
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, member(actor+"-friend", "victim", authz.RoleOwner))
 			return err
 		}},
 		{"demote an owner", func(ctx context.Context, actor string) error {
-			_, _, err := s.SetMember(ctx, actor, member("boss", "victim", authz.RoleViewer))
+			_, _, err := s.SetMember(ctx, authz.Actor{ID: actor}, member("boss", "victim", authz.RoleViewer))
 			return err
 		}},
 		{"remove", func(ctx context.Context, actor string) error {
-			_, err := s.RemoveMember(ctx, actor, "victim", "staff")
+			_, err := s.RemoveMember(ctx, authz.Actor{ID: actor}, "victim", "staff")
 			return err
 		}},
 		{"create a child", func(ctx context.Context, actor string) error {
-			_, _, err := s.CreateCompany(ctx, actor, authz.Company{Name: "Planted", ParentID: "victim"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: actor}, authz.Company{Name: "Planted", ParentID: "victim"})
 			return err
 		}},
 		{"create a root with its id", func(ctx context.Context, actor string) error {
-			_, _, err := s.CreateCompany(ctx, actor, authz.Company{ID: "victim", Name: "Mine"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: actor}, authz.Company{ID: "victim", Name: "Mine"})
 			return err
 		}},
 		{"rename", func(ctx context.Context, actor string) error {
-			_, _, err := s.UpdateCompany(ctx, actor, "victim", authz.CompanyUpdate{Name: ptr("Pwned")})
+			_, _, err := s.UpdateCompany(ctx, authz.Actor{ID: actor}, "victim", authz.CompanyUpdate{Name: ptr("Pwned")})
 			return err
 		}},
 		{"detach its child", func(ctx context.Context, actor string) error {
-			_, _, err := s.UpdateCompany(ctx, actor, "victim-kid", authz.CompanyUpdate{ParentID: ptr("")})
+			_, _, err := s.UpdateCompany(ctx, authz.Actor{ID: actor}, "victim-kid", authz.CompanyUpdate{ParentID: ptr("")})
 			return err
 		}},
 	}
@@ -1200,7 +1209,7 @@ func TestOutsidersTakeNoLocksAndWriteNoAudit(t *testing.T) {
 	if err := held.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.SetMember(ctx, "staff", member("boss", "victim", authz.RoleViewer)); !errors.Is(err, authz.ErrForbidden) {
+	if _, _, err := s.SetMember(ctx, authz.Actor{ID: "staff"}, member("boss", "victim", authz.RoleViewer)); !errors.Is(err, authz.ErrForbidden) {
 		t.Fatalf("admin demoting the owner = %v, want ErrForbidden", err)
 	}
 	if n := auditCount(t, s) - auditsBefore; n != 1 {
@@ -1222,22 +1231,22 @@ func TestRecreatedCompanyHasAFreshAudit(t *testing.T) {
 		`truncate companies, company_memberships`,
 	} {
 		t.Run(deletion, func(t *testing.T) {
-			if _, _, err := s.CreateCompany(ctx, "first", authz.Company{ID: "reused", Name: "First"}); err != nil {
+			if _, _, err := s.CreateCompany(ctx, authz.Actor{ID: "first"}, authz.Company{ID: "reused", Name: "First"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := s.SetMember(ctx, "first", member("secret-partner", "reused", authz.RoleAdmin)); err != nil {
+			if _, _, err := s.SetMember(ctx, authz.Actor{ID: "first"}, member("secret-partner", "reused", authz.RoleAdmin)); err != nil {
 				t.Fatal(err)
 			}
-			if old, err := s.Audit(ctx, "first", "reused", 100, 0); err != nil || len(old) != 2 {
+			if old, err := s.Audit(ctx, authz.Actor{ID: "first"}, "reused", 100, 0); err != nil || len(old) != 2 {
 				t.Fatalf("first incarnation's audit = %d entries, %v; want 2", len(old), err)
 			}
 			if _, err := s.Pool().Exec(ctx, deletion); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := s.CreateCompany(ctx, "second", authz.Company{ID: "reused", Name: "Second"}); err != nil {
+			if _, _, err := s.CreateCompany(ctx, authz.Actor{ID: "second"}, authz.Company{ID: "reused", Name: "Second"}); err != nil {
 				t.Fatal(err)
 			}
-			entries, err := s.Audit(ctx, "second", "reused", 100, 0)
+			entries, err := s.Audit(ctx, authz.Actor{ID: "second"}, "reused", 100, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -109,3 +109,22 @@ func (s *Store) DeleteMembership(ctx context.Context, userID, companyID string) 
 	}
 	return nil
 }
+
+// CompaniesAfter pages through every company in ID order: at most limit
+// companies whose IDs sort after after ("" starts at the first).
+func (s *Store) CompaniesAfter(ctx context.Context, after string, limit int) ([]authz.Company, error) {
+	rows, err := s.pool.Query(ctx,
+		`select id, name, coalesce(parent_id, '') from companies where id > $1 order by id limit $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("companies after: %w", translate(err))
+	}
+	companies, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (authz.Company, error) {
+		var c authz.Company
+		err := row.Scan(&c.ID, &c.Name, &c.ParentID)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("companies after: %w", translate(err))
+	}
+	return companies, nil
+}

@@ -487,7 +487,7 @@ func TestInvalidInput(t *testing.T) {
 		{"empty name", func(ctx context.Context) error { return s.UpsertCompany(ctx, authz.Company{ID: "x"}) }, authz.ErrInvalid, ""},
 		{"NUL in name", func(ctx context.Context) error { return s.UpsertCompany(ctx, authz.Company{ID: "x", Name: "a\x00b"}) }, authz.ErrInvalid, "22021"},
 		{"NUL in a created company's name", func(ctx context.Context) error {
-			_, _, err := s.CreateCompany(ctx, "u", authz.Company{ID: "y", Name: "a\x00b"})
+			_, _, err := s.CreateCompany(ctx, authz.Actor{ID: "u"}, authz.Company{ID: "y", Name: "a\x00b"})
 			return err
 		}, authz.ErrInvalid, "22021"},
 	}

@@ -53,6 +53,7 @@ type Config struct {
 	TokenType     string   `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
 	GroupsClaim   string   `flag:"groups-claim" usage:"claim of user tokens that holds the caller's groups, for --platform-role: cognito:groups (Cognito), groups (Okta, Entra ID), roles; a JSON array of strings or one space-separated string"`
 	PlatformRoles []string `flag:"platform-role" usage:"GROUP=ROLE: a caller whose token's --groups-claim holds GROUP holds ROLE (owner, admin, editor or viewer) on every company; repeat the flag or separate with commas. Only owner grants manage_owners"`
+	Routes        string   `flag:"routes" usage:"serve: YAML file mapping the method and path of requests to the API behind a reverse proxy to a permission and a company; serves /v1/forward-auth (deploy/routes.example.yaml)"`
 	ExternalURL   string   `flag:"external-url" usage:"serve: the gateway's URL as its clients reach it (behind a proxy, the proxy's), named as the policy decision point by /.well-known/authzen-configuration; empty names each request's own URL"`
 	ServiceToken  string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
 
@@ -264,6 +265,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("groups_claim", c.GroupsClaim),
 		slog.Any("platform_roles", c.PlatformRoles),
 		slog.String("external_url", c.ExternalURL),
+		slog.String("routes", c.Routes),
 		slog.String("service_token", redact(c.ServiceToken)),
 	)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/index"
 	"github.com/tenantgate/tenantgate/internal/mirror"
+	"github.com/tenantgate/tenantgate/internal/routes"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 )
@@ -25,13 +26,14 @@ import (
 // The store's change clock is what the staleness bound samples; SpiceDB
 // feeds the permission index, answers what it cannot, and orders revisions.
 var (
-	_ mirror.ChangeSampler = (*store.Store)(nil)
-	_ index.Source         = (*spicedb.Client)(nil)
-	_ index.Fallback       = (*spicedb.Client)(nil)
-	_ index.Freshness      = (*spicedb.Client)(nil)
-	_ gateway.Authorizer   = (*index.Authorizer)(nil)
-	_ gateway.Explainer    = (*spicedb.Client)(nil)
-	_ gateway.AllCompanies = (*store.Store)(nil)
+	_ mirror.ChangeSampler  = (*store.Store)(nil)
+	_ index.Source          = (*spicedb.Client)(nil)
+	_ index.Fallback        = (*spicedb.Client)(nil)
+	_ index.Freshness       = (*spicedb.Client)(nil)
+	_ gateway.Authorizer    = (*index.Authorizer)(nil)
+	_ gateway.Explainer     = (*spicedb.Client)(nil)
+	_ gateway.AllCompanies  = (*store.Store)(nil)
+	_ gateway.ForwardRoutes = (*routes.Table)(nil)
 )
 
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
@@ -43,6 +45,20 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}
 	logger.Info("starting gateway", "config", cfg)
+	// Files and flags first: a mistake in them fails at once, before any
+	// backend is reached. Validate has parsed the platform roles already.
+	platformRoles, err := authz.ParsePlatformRoles(cfg.PlatformRoles)
+	if err != nil {
+		return err
+	}
+	var forward gateway.ForwardRoutes
+	if cfg.Routes != "" {
+		table, err := routes.Load(cfg.Routes)
+		if err != nil {
+			return err
+		}
+		forward = table
+	}
 
 	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
 	if err != nil {
@@ -140,16 +156,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		authorizer = ix
 		loops = append(loops, ix.Run)
 	}
-	// Validate has parsed them once already.
-	platformRoles, err := authz.ParsePlatformRoles(cfg.PlatformRoles)
-	if err != nil {
-		return err
-	}
 	gw, err := gateway.New(gateway.Config{
 		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
 		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
 	}, gateway.Deps{
-		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client,
+		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
 		Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
 	})

@@ -31,6 +31,8 @@ type audience int
 const (
 	usersOnly audience = iota + 1
 	usersAndService
+	// anyone: the handler authenticates, when it needs to, itself.
+	anyone
 )
 
 // authenticate identifies the caller from the bearer token.

@@ -74,6 +74,8 @@ type Deps struct {
 	All AllCompanies
 	// Explainer serves explanations; without it asking for one is 501.
 	Explainer Explainer
+	// Routes, when set, serves /v1/forward-auth for reverse proxies.
+	Routes ForwardRoutes
 	// Waits serves reads whose consistency token is a Postgres LSN (the
 	// token of a write). nil means there is no sync to wait for: such reads
 	// answer 503, since nothing could tell whether the write is reflected.
@@ -105,6 +107,7 @@ type Gateway struct {
 	svc     *service
 	manager Manager
 	users   UserLookup
+	forward ForwardRoutes
 	ready   func() bool
 	stale   func() bool
 	log     *slog.Logger
@@ -141,6 +144,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		log:     deps.Logger,
 		manager: deps.Manager,
 		users:   deps.Users,
+		forward: deps.Routes,
 	}
 	g.waits = deps.Waits
 	if g.ready == nil {
@@ -223,6 +227,12 @@ func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
 	}
 	if g.svc.users != nil {
 		rs = append(rs, route{"POST " + authzenSearchSubjectPath, g.api(usersAndService, g.handleSearchSubject)})
+	}
+	if g.forward != nil {
+		// Every method: nginx and Caddy ask with GET, Envoy with the
+		// original method and path.
+		h := g.api(anyone, g.handleForwardAuth)
+		rs = append(rs, route{forwardAuthPath, h}, route{forwardAuthPath + "/{path...}", h})
 	}
 	if g.manager != nil {
 		rs = append(rs,

@@ -736,7 +736,13 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	served := map[string]bool{}
 	for _, pattern := range gateway.RoutePatterns(e.gw) {
-		method, path, _ := strings.Cut(pattern, " ")
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			// A pattern for every method is described by its GET.
+			method, path = "GET", pattern
+		}
+		// OpenAPI's templates hold one segment; the description says more.
+		path = strings.ReplaceAll(path, "...}", "}")
 		served[strings.ToLower(method)+" "+path] = true
 		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
 			t.Errorf("openapi.yaml lacks %s", pattern)

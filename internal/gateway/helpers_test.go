@@ -209,8 +209,10 @@ type env struct {
 	// when a setup sets them.
 	manager gateway.Manager
 	users   gateway.UserLookup
-	ready   atomic.Bool
-	logs    *syncBuffer
+	// routes serve /v1/forward-auth when a setup sets them.
+	routes gateway.ForwardRoutes
+	ready  atomic.Bool
+	logs   *syncBuffer
 }
 
 // newEnv builds a gateway over fresh fakes.
@@ -243,6 +245,7 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter, set
 		Waits:     fresh,
 		Manager:   e.manager,
 		Users:     e.users,
+		Routes:    e.routes,
 		Ready:     e.ready.Load,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:  prometheus.NewRegistry(),

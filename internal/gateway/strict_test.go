@@ -74,6 +74,7 @@ func newManageEnv(t *testing.T) (*env, *fakeManager) {
 	m := &fakeManager{}
 	e := buildEnv(t, gateway.Config{ServiceToken: serviceToken}, nil, func(e *env) {
 		e.manager, e.users = m, fakeUsers{}
+		e.routes = mustRoutes(t, testRoutes)
 	})
 	return e, m
 }

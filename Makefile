@@ -10,6 +10,12 @@ demo:
 test: fmt-check vet
 	$(GO) test -count=1 -timeout 45m ./...
 
+# Regenerate the TypeScript client's types after a change to
+# internal/gateway/openapi.yaml; `make test` fails while they are stale.
+.PHONY: ts-generate
+ts-generate:
+	cd clients/typescript && npm ci && npm run generate
+
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/tenantgate ./cmd/tenantgate
 

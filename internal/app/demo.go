@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/store"
 )
@@ -76,8 +78,15 @@ func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) e
 	if err := waitReady(ctx, base, served); err != nil {
 		return err
 	}
-	if err := printExamples(ctx, out, base, issuer); err != nil {
+	examples := demoExamples
+	if authz.Consent(cfg.MembershipConsent) == authz.ConsentRequired {
+		examples = append(slices.Clone(examples), demoInvitation)
+	}
+	if err := printExamples(ctx, out, base, issuer, examples); err != nil {
 		return err
+	}
+	if authz.Consent(cfg.MembershipConsent) != authz.ConsentRequired {
+		fmt.Fprintln(out, "\n# Grants above take effect at once. `tenantgate demo --membership-consent required` shows them as invitations the invitee accepts.")
 	}
 	fmt.Fprintf(out, "\nGateway at %s (Prometheus metrics at %s/metrics). Press Ctrl-C to stop.\n", base, base)
 	return <-served
@@ -181,6 +190,8 @@ func (e demoExample) request() demoRequest {
 		body, _ := json.Marshal(map[string]string{"role": string(e.grant.Role)})
 		return demoRequest{method: http.MethodPut, body: string(body),
 			path: "/v1/companies/" + url.PathEscape(e.grant.CompanyID) + "/members/" + url.PathEscape(e.grant.UserID)}
+	case e.accept != "":
+		return demoRequest{method: http.MethodPost, path: "/v1/companies/" + url.PathEscape(e.accept) + "/members/" + url.PathEscape(e.user) + "/accept"}
 	default:
 		return demoRequest{method: http.MethodGet, path: "/v1/companies/" + url.PathEscape(e.permissionsOf) + "/permissions"}
 	}
@@ -198,17 +209,19 @@ func (e demoExample) question() string {
 		return fmt.Sprintf("may %s make themselves %s of %s?", e.user, e.grant.Role, e.grant.CompanyID)
 	case e.grant != nil:
 		return fmt.Sprintf("may %s make %s %s of %s?", e.user, e.grant.UserID, e.grant.Role, e.grant.CompanyID)
+	case e.accept != "":
+		return fmt.Sprintf("%s accepts the invitation to %s", e.user, e.accept)
 	default:
 		return fmt.Sprintf("what may %s do on %s?", e.user, e.permissionsOf)
 	}
 }
 
-func printExamples(ctx context.Context, out io.Writer, base string, issuer *demoTokens) error {
+func printExamples(ctx context.Context, out io.Writer, base string, issuer *demoTokens, examples []demoExample) error {
 	fmt.Fprintf(out, "\ntenantgate demo: %d companies, %d memberships. Try these (tokens valid for %s):\n",
 		len(demoCompanies), len(demoMemberships), demoTokenTTL)
 	client := &http.Client{Timeout: 10 * time.Second}
 	tokens := map[string]string{}
-	for _, ex := range demoExamples {
+	for _, ex := range examples {
 		token, ok := tokens[ex.user]
 		if !ok {
 			var claims map[string]any

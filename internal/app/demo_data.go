@@ -50,6 +50,8 @@ type demoExample struct {
 	authzen, explain bool
 	// groups go into the user's token, for the demo's platform role.
 	groups []string
+	// accept is a company whose invitation the user accepts.
+	accept string
 }
 
 // demoGrant is user asking the management API to give member role in
@@ -70,6 +72,11 @@ const (
 	demoPlatformGroup = "support"
 	demoPlatformRole  = authz.RoleViewer
 )
+
+// demoInvitation is shown when grants need consent: bob's grant to henry
+// above is then an invitation.
+var demoInvitation = demoExample{user: "henry@acme.example", accept: "acme-paris",
+	why: "with --membership-consent=required bob's grant was an invitation (status pending): it grants nothing until henry accepts it"}
 
 var demoExamples = []demoExample{
 	demoCheck("alice@acme.example", authz.PermDelete, "acme-paris", "owner of acme-holding, inherited three levels down"),

@@ -65,6 +65,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	if authz.Consent(cfg.MembershipConsent) == authz.ConsentRequired {
+		st.RequireConsent()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)
@@ -159,6 +162,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	gw, err := gateway.New(gateway.Config{
 		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
 		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
+		RateLimitUser: cfg.RateLimitUser, RateLimitService: cfg.RateLimitService, RateLimitAddress: cfg.RateLimitAddress,
+		MaxInFlight: cfg.MaxInFlight,
 	}, gateway.Deps{
 		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
 		Ready: ready, Logger: logger, Registry: reg,

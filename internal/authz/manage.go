@@ -87,6 +87,56 @@ func (c MemberChange) removesActiveOwner() bool {
 	return c.Next == nil || c.Next.Role != RoleOwner || c.Next.Status != StatusActive
 }
 
+// Consent says whether a membership granted to another user needs that
+// user's acceptance before it grants anything (--membership-consent).
+type Consent string
+
+// The consent modes.
+const (
+	ConsentNone     Consent = "none"
+	ConsentRequired Consent = "required"
+)
+
+// ParseConsent accepts exactly the consent modes.
+func ParseConsent(s string) (Consent, error) {
+	switch c := Consent(s); c {
+	case ConsentNone, ConsentRequired:
+		return c, nil
+	}
+	return "", fmt.Errorf("%w: unknown membership consent %q (want none or required)", ErrInvalid, s)
+}
+
+// Invited is what a grant of next stores under consent c: with consent
+// required, a membership of another user that would become active without
+// having been active starts pending, and grants nothing until its user
+// accepts it (DecideResponse). A membership already active stays so when
+// its role changes: its user accepted it once.
+func Invited(c Consent, actor string, current *Membership, next Membership) Membership {
+	if c != ConsentRequired || next.UserID == actor || next.Status != StatusActive {
+		return next
+	}
+	if current != nil && current.Status == StatusActive {
+		return next
+	}
+	next.Status = StatusPending
+	return next
+}
+
+// DecideResponse decides whether actor may accept or decline its
+// membership current in a company: only its own, and only a pending one.
+// A refusal names no other user's membership: there is only the caller's.
+func DecideResponse(actor, target string, current *Membership) error {
+	switch {
+	case actor != target:
+		return fmt.Errorf("%w: only the invited user accepts or declines an invitation", ErrForbidden)
+	case current == nil:
+		return fmt.Errorf("%w: no invitation to this company", ErrNotFound)
+	case current.Status != StatusPending:
+		return fmt.Errorf("%w: the membership is %s, not pending", ErrConflict, current.Status)
+	}
+	return nil
+}
+
 // CompanyChange is a request to create a company or to rename or move one,
 // with the facts that decide it.
 type CompanyChange struct {
@@ -160,6 +210,8 @@ type CompanyUpdate struct {
 const (
 	ActionMemberSet     = "member.set"
 	ActionMemberRemove  = "member.remove"
+	ActionMemberAccept  = "member.accept"
+	ActionMemberDecline = "member.decline"
 	ActionCompanyCreate = "company.create"
 	ActionCompanyUpdate = "company.update"
 )

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -37,6 +38,16 @@ type Config struct {
 	// on every company (for their own checks, lists and explanations, and
 	// in management decisions).
 	PlatformRoles authz.PlatformRoles
+	// RateLimitUser, RateLimitService and RateLimitAddress are requests a
+	// second allowed to each user, to the service token, and to each client
+	// address before authentication (an IPv6 address counts by its /64),
+	// with bursts of twice as many; beyond them a request is answered 429
+	// with Retry-After. 0 means no limit.
+	RateLimitUser, RateLimitService, RateLimitAddress float64
+	// MaxInFlight bounds the API requests served at once; beyond it a
+	// request is shed at once with 503 and Retry-After rather than queued.
+	// 0 means no bound.
+	MaxInFlight int
 	// ExternalURL is the gateway's URL as its clients reach it (scheme,
 	// host, optional path; no query). The AuthZEN metadata names it as the
 	// policy decision point; empty takes the URL a request came to, which
@@ -115,6 +126,14 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("request timeout: %v is negative", c.RequestTimeout))
+	}
+	for name, v := range map[string]float64{"rate limit per user": c.RateLimitUser, "rate limit of the service token": c.RateLimitService, "rate limit per address": c.RateLimitAddress} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("%s: %v is not a rate (0 or more requests a second)", name, v))
+		}
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max in flight: %d is negative", c.MaxInFlight))
 	}
 	if c.ExternalURL != "" {
 		if err := validExternalURL(c.ExternalURL); err != nil {

@@ -87,6 +87,9 @@ func (g *Gateway) handleForwardAuth(w http.ResponseWriter, r *http.Request, _ ca
 	if c.service {
 		return nil, fmt.Errorf("%w: forward auth decides for users; the service token names none", authz.ErrForbidden)
 	}
+	if err := g.limitCaller(c); err != nil {
+		return nil, err
+	}
 	// The original request's own Consistency-Token, which the proxy
 	// passes along with its other headers, reads the caller's writes.
 	cons, err := g.consistency(r.Context(), r.Header, "")

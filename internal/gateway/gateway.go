@@ -112,6 +112,7 @@ type Gateway struct {
 	stale   func() bool
 	log     *slog.Logger
 	metrics *metrics
+	limits  *limits
 	// serviceTokenHash is set only when a service token is configured.
 	serviceTokenHash *[sha256.Size]byte
 	handler          http.Handler
@@ -165,6 +166,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway metrics: %w", err)
 	}
 	g.metrics = m
+	g.limits = newLimits(cfg)
+	for _, scope := range []string{"user", "service", "address"} {
+		m.rateLimited.WithLabelValues(scope) // exported from zero
+	}
 	g.svc = &service{authz: deps.Authz, companies: deps.Companies, all: deps.All, explainer: deps.Explainer, users: deps.Users, metrics: m}
 	if cfg.ServiceToken != "" {
 		h := sha256.Sum256([]byte(cfg.ServiceToken))
@@ -241,6 +246,8 @@ func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
 			route{"GET /v1/companies/{id}/members", g.api(usersOnly, g.handleListMembers)},
 			route{"PUT /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handlePutMember)},
 			route{"DELETE /v1/companies/{id}/members/{user}", g.api(usersOnly, g.handleDeleteMember)},
+			route{"POST /v1/companies/{id}/members/{user}/accept", g.api(usersOnly, g.handleAcceptMember)},
+			route{"POST /v1/companies/{id}/members/{user}/decline", g.api(usersOnly, g.handleDeclineMember)},
 			route{"GET /v1/companies/{id}/audit", g.api(usersOnly, g.handleAudit)},
 		)
 	}

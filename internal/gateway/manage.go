@@ -22,6 +22,8 @@ import (
 type Manager interface {
 	SetMember(ctx context.Context, actor authz.Actor, m authz.Membership) (authz.Membership, string, error)
 	RemoveMember(ctx context.Context, actor authz.Actor, companyID, userID string) (string, error)
+	AcceptMembership(ctx context.Context, actor authz.Actor, companyID string) (authz.Membership, string, error)
+	DeclineMembership(ctx context.Context, actor authz.Actor, companyID string) (string, error)
 	CreateCompany(ctx context.Context, actor authz.Actor, c authz.Company) (authz.Company, string, error)
 	UpdateCompany(ctx context.Context, actor authz.Actor, id string, u authz.CompanyUpdate) (authz.Company, string, error)
 	Members(ctx context.Context, actor authz.Actor, companyID string) ([]authz.Membership, error)
@@ -158,6 +160,48 @@ func refuseIDs(companyID, userID json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// errNotInvitee refuses an answer to somebody else's invitation.
+var errNotInvitee = fmt.Errorf("%w: only the invited user accepts or declines an invitation", authz.ErrForbidden)
+
+// invitation reads the path of an answer to an invitation, which only the
+// invited user may give.
+func invitation(r *http.Request, c caller) (company string, err error) {
+	company, user, err := memberPath(r)
+	if err != nil {
+		return "", err
+	}
+	if user != c.user {
+		return "", errNotInvitee
+	}
+	return company, nil
+}
+
+func (g *Gateway) handleAcceptMember(w http.ResponseWriter, r *http.Request, c caller) (any, error) {
+	company, err := invitation(r, c)
+	if err != nil {
+		return nil, err
+	}
+	accepted, token, err := g.manager.AcceptMembership(r.Context(), c.actor(), company)
+	if err != nil {
+		return nil, err
+	}
+	written(w, token)
+	return memberResponse{membershipJSON: membershipOf(accepted), ConsistencyToken: token}, nil
+}
+
+func (g *Gateway) handleDeclineMember(w http.ResponseWriter, r *http.Request, c caller) (any, error) {
+	company, err := invitation(r, c)
+	if err != nil {
+		return nil, err
+	}
+	token, err := g.manager.DeclineMembership(r.Context(), c.actor(), company)
+	if err != nil {
+		return nil, err
+	}
+	written(w, token)
+	return reply{status: http.StatusNoContent}, nil
 }
 
 func (g *Gateway) handleDeleteMember(w http.ResponseWriter, r *http.Request, c caller) (any, error) {

@@ -14,6 +14,10 @@ type metrics struct {
 	failed   prometheus.Counter
 	// platform counts allows that only a platform role gave, by role.
 	platform *prometheus.CounterVec
+	// rateLimited counts 429s by scope; shed counts requests refused at
+	// the in-flight bound.
+	rateLimited *prometheus.CounterVec
+	shed        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,7 +39,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "tenantgate_platform_role_allows_total",
 		Help: "Answers allowed only because the caller's token groups map to a platform role (--platform-role), by role: checks (single, bulk, permission matrices, AuthZEN) the memberships alone deny, and companies listed by a platform role's listing of every company. A high or rising rate means much access comes from identity-provider groups rather than memberships; review who is in those groups. Management decisions made through a platform role are in the audit trail.",
 	}, []string{"role"})
-	for _, c := range []prometheus.Collector{requests, duration, decisions, platform} {
+	rateLimited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantgate_rate_limited_total",
+		Help: "Requests answered 429 because a rate limit was reached, by scope (user, service, address). A high rate for one scope means a caller sends more than --rate-limit-* allows: an abusive or misconfigured client, or limits set below real traffic.",
+	}, []string{"scope"})
+	shed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tenantgate_http_shed_total",
+		Help: "API requests refused with 503 because --max-in-flight requests were being served already. A rising value means the gateway is past its capacity: add replicas or find what makes requests slow.",
+	})
+	for _, c := range []prometheus.Collector{requests, duration, decisions, platform, rateLimited, shed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register: %w", err)
 		}
@@ -44,10 +56,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requests: requests,
 		duration: duration,
 		// Created up front so that every decision is exported from zero.
-		allowed:  decisions.WithLabelValues("allowed"),
-		denied:   decisions.WithLabelValues("denied"),
-		failed:   decisions.WithLabelValues("error"),
-		platform: platform,
+		allowed:     decisions.WithLabelValues("allowed"),
+		denied:      decisions.WithLabelValues("denied"),
+		failed:      decisions.WithLabelValues("error"),
+		platform:    platform,
+		rateLimited: rateLimited,
+		shed:        shed,
 	}, nil
 }
 

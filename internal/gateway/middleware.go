@@ -165,6 +165,16 @@ func (g *Gateway) api(who audience, h apiHandler) http.Handler {
 }
 
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, who audience, h apiHandler) (any, error) {
+	release, err := g.limits.admit()
+	if err != nil {
+		g.metrics.shed.Inc()
+		return nil, err
+	}
+	defer release()
+	if err := g.limits.beforeAuth(r); err != nil {
+		g.metrics.rateLimited.WithLabelValues("address").Inc()
+		return nil, err
+	}
 	if who == anyone {
 		return h(w, r, caller{})
 	}
@@ -172,10 +182,26 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, who audience,
 	if err != nil {
 		return nil, err
 	}
+	if err := g.limitCaller(c); err != nil {
+		return nil, err
+	}
 	if c.service && who != usersAndService {
 		return nil, fmt.Errorf("%w: the service token may only call the check routes: /v1/check, /v1/check/bulk and /access/v1/*", authz.ErrForbidden)
 	}
 	return h(w, r, c)
+}
+
+// limitCaller applies the authenticated caller's own rate limit.
+func (g *Gateway) limitCaller(c caller) error {
+	err := g.limits.afterAuth(c)
+	if err != nil {
+		scope := "user"
+		if c.service {
+			scope = "service"
+		}
+		g.metrics.rateLimited.WithLabelValues(scope).Inc()
+	}
+	return err
 }
 
 // accessLogLevel keeps a line per answered request out of the info log: at

@@ -31,6 +31,7 @@ var statusTable = []struct {
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, true},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, true},
 	{errNotImplemented, http.StatusNotImplemented, true},
+	{errRateLimited, http.StatusTooManyRequests, true},
 	{authz.ErrInvalid, http.StatusBadRequest, true},
 	{authz.ErrUnauthenticated, http.StatusUnauthorized, true},
 	{authz.ErrForbidden, http.StatusForbidden, true},
@@ -72,6 +73,9 @@ func (g *Gateway) problem(w http.ResponseWriter, r *http.Request, err error) {
 		attrs = append(attrs, slog.String("cause", cause))
 	}
 	g.log.LogAttrs(r.Context(), level, "request failed", attrs...)
+	if limited, ok := errors.AsType[*rateLimitedError](err); ok {
+		w.Header().Set("Retry-After", retryAfterSeconds(limited.wait))
+	}
 	writeProblem(w, r, status, detail)
 }
 

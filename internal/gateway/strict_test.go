@@ -30,6 +30,16 @@ func (f *fakeManager) RemoveMember(context.Context, authz.Actor, string, string)
 	return "0/1", nil
 }
 
+func (f *fakeManager) AcceptMembership(_ context.Context, actor authz.Actor, company string) (authz.Membership, string, error) {
+	f.calls.Add(1)
+	return authz.Membership{UserID: actor.ID, CompanyID: company, Role: authz.RoleViewer, Status: authz.StatusActive}, "0/1", nil
+}
+
+func (f *fakeManager) DeclineMembership(context.Context, authz.Actor, string) (string, error) {
+	f.calls.Add(1)
+	return "0/1", nil
+}
+
 func (f *fakeManager) CreateCompany(_ context.Context, _ authz.Actor, c authz.Company) (authz.Company, string, error) {
 	f.calls.Add(1)
 	if c.ID == "" {

@@ -114,9 +114,15 @@ type Config struct {
 	// also how long a key the issuer rotates in may go unrecognised.
 	RefreshInterval time.Duration
 	// CacheTTL is the age after which a fetched JWKS is refetched, by the
-	// first Verify that notices; meanwhile, and when that fetch fails, the
-	// cached keys keep serving. A key the issuer retires stops verifying
-	// after at most this long.
+	// first Verify that notices; meanwhile, and while that fetch fails
+	// (retried at most once per RefreshInterval), the cached keys keep
+	// serving, until the key set is twice CacheTTL old. From then on every
+	// token not in the token cache is refused with authz.ErrUnavailable
+	// until a fetch succeeds; the token cache never serves past CacheTTL
+	// either. So when the JWKS endpoint goes down, tokens signed by cached
+	// keys verify for at most twice CacheTTL after the last successful
+	// fetch, which was before the outage. A key the issuer retires stops
+	// verifying after at most CacheTTL while its JWKS can be fetched.
 	CacheTTL time.Duration
 	// TokenCacheSize bounds how many verified tokens are remembered (by
 	// their SHA-256, never the token itself), so a token seen again costs a

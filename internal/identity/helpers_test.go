@@ -192,6 +192,7 @@ func claimsAt(now time.Time, changes map[string]any) map[string]any {
 type jwksServer struct {
 	URL     string
 	fetches atomic.Int64
+	srv     *httptest.Server
 
 	mu      sync.Mutex
 	body    []byte
@@ -205,9 +206,12 @@ func newJWKSServer(t *testing.T, body []byte) *jwksServer {
 	s := &jwksServer{body: body, status: http.StatusOK}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
-	s.URL = srv.URL
+	s.URL, s.srv = srv.URL, srv
 	return s
 }
+
+// stop takes the server down for good: fetches then fail to connect.
+func (s *jwksServer) stop() { s.srv.Close() }
 
 func (s *jwksServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.fetches.Add(1)

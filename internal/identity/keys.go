@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 // maxJWKSBytes bounds a key set document; real ones are a few kilobytes.
@@ -48,6 +50,14 @@ type keySet struct {
 var (
 	errNoKID      = reject("token has no key id")
 	errUnknownKID = reject("unknown signing key")
+)
+
+// The errors of a token that cannot be verified because the JWKS cannot be
+// fetched (see Verifier.key). They wrap authz.ErrUnavailable and not
+// authz.ErrUnauthenticated: the token may be good.
+var (
+	errKeysTooOld      = fmt.Errorf("identity: %w: the signing keys are out of date and the JWKS cannot be fetched", authz.ErrUnavailable)
+	errKIDUnverifiable = fmt.Errorf("identity: %w: unknown signing key, and the JWKS cannot be fetched to look it up", authz.ErrUnavailable)
 )
 
 func (s *keySet) find(kid string) (publicKey, error) {
@@ -288,9 +298,13 @@ func (v *Verifier) runRefetch(ctx context.Context, reason string, done chan stru
 	// else, so the fetch outlives its request (HTTPTimeout still bounds it).
 	ks, err := v.readKeys(context.WithoutCancel(ctx))
 	if err != nil {
+		v.refetchFailed.Store(true)
 		v.log.WarnContext(ctx, "jwks refresh failed; keeping the previous keys", "reason", reason, "error", err)
 		return
 	}
+	// The keys first: a caller that sees the failure cleared must find
+	// them.
 	v.keys.Store(ks)
+	v.refetchFailed.Store(false)
 	v.log.InfoContext(ctx, "jwks refreshed", "reason", reason, "keys", len(ks.keys))
 }

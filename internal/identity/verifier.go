@@ -8,6 +8,13 @@
 // key its "kid" names, and key URLs in its header (jku, x5u, jwk) are
 // ignored. Every rejection wraps authz.ErrUnauthenticated with a short reason
 // that is safe to show the client; details go to the debug log.
+//
+// When the JWKS URL cannot be fetched, tokens signed by cached keys keep
+// verifying until the key set is twice Config.CacheTTL old (20 minutes by
+// default) counted from the last successful fetch; after that, and for a
+// token whose kid the failed refetch could not look up, Verify fails with
+// authz.ErrUnavailable: never a pass, and not a 401, since the token may be
+// good.
 package identity
 
 import (
@@ -78,6 +85,10 @@ type Verifier struct {
 	refetchMu   sync.Mutex
 	lastRefetch time.Time
 	inflight    chan struct{}
+	// refetchFailed is whether the latest refetch failed: the issuer's
+	// key set cannot be read now, so a kid missing from ours may be one
+	// it has rotated in.
+	refetchFailed atomic.Bool
 }
 
 // New validates cfg and loads the key set: a JWKS file is read once, a JWKS
@@ -133,13 +144,18 @@ func (r *rejection) Unwrap() error { return authz.ErrUnauthenticated }
 // Verify checks raw (the bearer token without the "Bearer " prefix) and
 // returns the caller it identifies. A token that verified before is
 // answered from the token cache (see Config.TokenCacheSize) while its
-// expiry, its key set's CacheTTL and its signing key allow.
+// expiry, its key set's CacheTTL and its signing key allow. A refused token
+// is an error wrapping authz.ErrUnauthenticated; one that cannot be checked
+// because the JWKS cannot be fetched (see Config.CacheTTL) wraps
+// authz.ErrUnavailable instead.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	switch {
 	case raw == "":
 		return Principal{}, reject("missing token")
 	case len(raw) > maxTokenBytes:
 		return Principal{}, reject("token too large")
+	case !compactChars(raw):
+		return Principal{}, reject("malformed token")
 	}
 	if v.tokens == nil {
 		p, _, err := v.verify(ctx, raw)
@@ -157,6 +173,22 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	entry.principal.Groups = slices.Clone(p.Groups)
 	v.tokens.put(entry, v.now())
 	return p, nil
+}
+
+// compactChars reports whether raw holds only what a compact JWS may:
+// base64url without padding (RFC 7515 section 2) and the dots between the
+// parts. jwx also decodes padded and standard base64 and trims white
+// space, which would give one token many spellings, each a token cache
+// entry of its own.
+func compactChars(raw string) bool {
+	for i := range len(raw) {
+		switch c := raw[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // cached returns the principal remembered for the token hashed to h, if
@@ -252,7 +284,10 @@ func (v *Verifier) Authenticate(ctx context.Context, raw string) (authz.Principa
 
 // key finds the key a token names, and the key set it is in, refetching a
 // URL key set once when the kid is unknown, since the issuer may have
-// rotated to a key we have not seen.
+// rotated to a key we have not seen. While the JWKS cannot be fetched, a
+// key set past twice CacheTTL, and a kid the last refetch could not look
+// up, are errors wrapping authz.ErrUnavailable: whether the token is good
+// cannot be told, which is neither a pass nor the caller's fault.
 func (v *Verifier) key(ctx context.Context, kid string) (publicKey, *keySet, error) {
 	ks := v.keys.Load()
 	if v.cfg.JWKSURL == "" {
@@ -260,8 +295,14 @@ func (v *Verifier) key(ctx context.Context, kid string) (publicKey, *keySet, err
 		return k, ks, err
 	}
 	if v.now().Sub(ks.fetchedAt) >= v.cfg.CacheTTL {
-		v.refetch(ctx, "cache ttl", false)
+		// Once the keys are too old to use, a refetch in flight is worth
+		// waiting for; before, the cached keys answer meanwhile.
+		v.refetch(ctx, "cache ttl", v.tooOld(ks))
 		ks = v.keys.Load()
+		if v.tooOld(ks) {
+			v.log.DebugContext(ctx, "token not verified", "reason", "jwks too old", "fetched_at", ks.fetchedAt)
+			return publicKey{}, ks, errKeysTooOld
+		}
 	}
 	k, err := ks.find(kid)
 	if !errors.Is(err, errUnknownKID) {
@@ -270,7 +311,19 @@ func (v *Verifier) key(ctx context.Context, kid string) (publicKey, *keySet, err
 	v.refetch(ctx, "unknown kid", true)
 	ks = v.keys.Load()
 	k, err = ks.find(kid)
+	if errors.Is(err, errUnknownKID) && v.refetchFailed.Load() {
+		v.log.DebugContext(ctx, "token not verified", "reason", "unknown kid while the jwks cannot be fetched", "kid", kid)
+		return k, ks, errKIDUnverifiable
+	}
 	return k, ks, err
+}
+
+// tooOld reports whether ks is at least twice CacheTTL old, and so no
+// longer used: it fell due CacheTTL ago and every refetch since failed.
+// (The doubling is done as a subtraction, which cannot overflow.)
+func (v *Verifier) tooOld(ks *keySet) bool {
+	age := v.now().Sub(ks.fetchedAt)
+	return age >= v.cfg.CacheTTL && age-v.cfg.CacheTTL >= v.cfg.CacheTTL
 }
 
 // principal takes the user ID and groups from a token whose claims have

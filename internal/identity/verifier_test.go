@@ -2,11 +2,7 @@ package identity
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,31 +59,17 @@ func TestVerifyAccepts(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
+	// The hostile tokens of issue 15 are in TestHostileTokens; these are
+	// the rest.
 	rsaKey, ecKey := newRSAKey(t, "rsa"), newECKey(t, "ec")
-	stranger := newECKey(t, "stranger")
 	impostor := newECKey(t, "ec") // same kid as ecKey, different key
-	ecKeyNoKID := ecKey
-	ecKeyNoKID.kid = ""
 	esWithRSAKID := newECKey(t, "rsa")
 	clock := newFakeClock()
 	now := clock.Now()
 
-	attacker := newJWKSServer(t, publicJWKS(t, stranger))
 	srv := newJWKSServer(t, publicJWKS(t, rsaKey, ecKey))
 	v := newTestVerifier(t, urlConfig(srv.URL), clock)
 
-	pub, err := x509.MarshalPKIXPublicKey(rsaKey.priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemPub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
-	hs256 := func(secret []byte) func([]byte) []byte {
-		return func(input []byte) []byte {
-			mac := hmac.New(sha256.New, secret)
-			mac.Write(input)
-			return mac.Sum(nil)
-		}
-	}
 	unsigned := func([]byte) []byte { return nil }
 	valid := ecKey.sign(t, claimsAt(now, nil), nil)
 	parts := strings.Split(valid, ".")
@@ -104,34 +86,18 @@ func TestVerifyRejects(t *testing.T) {
 		{"dots only", "..", "malformed token"},
 		{"JSON serialization", `{"payload":"e30","signatures":[]}`, "malformed token"},
 		{"huge", strings.Repeat("a", maxTokenBytes+1), "token too large"},
-		{"two parts", parts[0] + "." + parts[1], "malformed token"},
-		{"alg none", craft(t, map[string]any{"alg": "none", "kid": "ec"}, claimsAt(now, nil), unsigned), "algorithm not allowed"},
-		{"alg none without kid", craft(t, map[string]any{"alg": "none"}, claimsAt(now, nil), unsigned), "algorithm not allowed"},
 		{"no alg", craft(t, map[string]any{"kid": "ec"}, claimsAt(now, nil), unsigned), "malformed token"},
-		{"HS256 keyed with the RSA public key PEM", craft(t, map[string]any{"alg": "HS256", "kid": "rsa"}, claimsAt(now, nil), hs256(pemPub)), "algorithm not allowed"},
-		{"HS256 keyed with the RSA public key DER", craft(t, map[string]any{"alg": "HS256", "kid": "rsa"}, claimsAt(now, nil), hs256(pub)), "algorithm not allowed"},
 		{"ES256 naming an RSA key", esWithRSAKID.sign(t, claimsAt(now, nil), nil), "algorithm does not fit the signing key"},
 		{"signed by an impostor with a known kid", impostor.sign(t, claimsAt(now, nil), nil), "invalid signature"},
 		{"tampered payload", tampered, "invalid signature"},
-		{"unknown kid with jku to the attacker's keys", stranger.sign(t, claimsAt(now, nil), map[string]any{"jku": attacker.URL}), "unknown signing key"},
-		{"no kid with two keys published", ecKeyNoKID.sign(t, claimsAt(now, nil), nil), "token has no key id"},
-		{"crit header", ecKey.sign(t, claimsAt(now, nil), map[string]any{"crit": []string{"exp"}, "exp": 1}), "invalid signature"},
 		{"claims not an object", ecKey.signPayload(t, []byte("[]"), nil), "malformed claims"},
-		{"expired", ecKey.sign(t, claimsAt(now, map[string]any{"exp": now.Add(-time.Minute).Unix()}), nil), "token expired"},
 		{"expired at the leeway edge", ecKey.sign(t, claimsAt(now, map[string]any{"exp": now.Add(-DefaultLeeway).Unix()}), nil), "token expired"},
-		{"missing exp", ecKey.sign(t, claimsAt(now, map[string]any{"exp": nil}), nil), "token has no expiry"},
-		{"not yet valid", ecKey.sign(t, claimsAt(now, map[string]any{"nbf": now.Add(time.Minute).Unix()}), nil), "token not yet valid"},
-		{"issued in the future", ecKey.sign(t, claimsAt(now, map[string]any{"iat": now.Add(time.Minute).Unix()}), nil), "token issued in the future"},
 		{"wrong issuer", ecKey.sign(t, claimsAt(now, map[string]any{"iss": "https://evil.example"}), nil), "wrong issuer"},
 		{"missing issuer", ecKey.sign(t, claimsAt(now, map[string]any{"iss": nil}), nil), "wrong issuer"},
-		{"wrong audience", ecKey.sign(t, claimsAt(now, map[string]any{"aud": "other"}), nil), "wrong audience"},
 		{"empty audience list", ecKey.sign(t, claimsAt(now, map[string]any{"aud": []string{}}), nil), "wrong audience"},
-		{"missing audience", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil}), nil), "token has no audience"},
 		{"cognito id token without aud", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil, "token_use": "id", "client_id": testAudience}), nil), "token has no audience"},
 		{"cognito access token for another client", ecKey.sign(t, claimsAt(now, map[string]any{"aud": nil, "token_use": "access", "client_id": "other"}), nil), "wrong audience"},
 		{"client_id does not excuse a wrong aud", ecKey.sign(t, claimsAt(now, map[string]any{"aud": "other", "token_use": "access", "client_id": testAudience}), nil), "wrong audience"},
-		{"wildcard subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": "*"}), nil), "subject is not a valid user id"},
-		{"empty subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": ""}), nil), "subject is not a valid user id"},
 		{"control character in subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": "a\nb"}), nil), "subject is not a valid user id"},
 		{"missing subject", ecKey.sign(t, claimsAt(now, map[string]any{"sub": nil}), nil), "token has no subject"},
 	}
@@ -148,26 +114,6 @@ func TestVerifyRejects(t *testing.T) {
 				t.Fatalf("rejected token yielded principal %+v", p)
 			}
 		})
-	}
-	if got := attacker.count(); got != 0 {
-		t.Fatalf("the jku server was fetched %d times", got)
-	}
-}
-
-func TestVerifyAlgorithmAllowList(t *testing.T) {
-	rsaKey, ecKey := newRSAKey(t, "rsa"), newECKey(t, "ec")
-	clock := newFakeClock()
-	srv := newJWKSServer(t, publicJWKS(t, rsaKey, ecKey))
-	cfg := urlConfig(srv.URL)
-	cfg.Algorithms = []string{"ES256"}
-	v := newTestVerifier(t, cfg, clock)
-
-	if _, err := v.Verify(t.Context(), ecKey.sign(t, claimsAt(clock.Now(), nil), nil)); err != nil {
-		t.Fatalf("ES256: %v", err)
-	}
-	_, err := v.Verify(t.Context(), rsaKey.sign(t, claimsAt(clock.Now(), nil), nil))
-	if !errors.Is(err, authz.ErrUnauthenticated) || !strings.Contains(err.Error(), "algorithm not allowed") {
-		t.Fatalf("RS256 outside the allow-list: %v", err)
 	}
 }
 

@@ -284,9 +284,13 @@ func (s *Store) SetMember(ctx context.Context, actor authz.Actor, m authz.Member
 		if err != nil {
 			return err
 		}
-		next := m
+		next := authz.Invited(s.consent, actor.ID, change.Current, m)
 		change.Next = &next
 		d.note(change)
+		if next.Status != m.Status {
+			d.detail["status"] = string(next.Status)
+			d.detail["invitation"] = "pending until the user accepts"
+		}
 		if err := authz.DecideMemberChange(change); err != nil {
 			return err
 		}
@@ -295,12 +299,12 @@ func (s *Store) SetMember(ctx context.Context, actor authz.Actor, m authz.Member
 		if err := authz.ValidateUserID(m.UserID); err != nil || !locked {
 			return err
 		}
-		stored = m
+		stored = next
 		err = tx.QueryRow(ctx, `
 			insert into company_memberships (user_id, company_id, role, status) values ($1, $2, $3, $4)
 			on conflict (user_id, company_id) do update
 			set role = excluded.role, status = excluded.status, updated_at = now()
-			returning id`, m.UserID, m.CompanyID, string(m.Role), string(m.Status)).Scan(&stored.ID)
+			returning id`, next.UserID, next.CompanyID, string(next.Role), string(next.Status)).Scan(&stored.ID)
 		if err != nil {
 			// The table's checks judge role and status: an unknown one
 			// is an ErrInvalid, refused and audited as such.
@@ -331,6 +335,51 @@ func (s *Store) RemoveMember(ctx context.Context, actor authz.Actor, companyID, 
 		_, err = tx.Exec(ctx, `delete from company_memberships where user_id = $1 and company_id = $2`, userID, companyID)
 		if err != nil {
 			return fmt.Errorf("delete membership: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// AcceptMembership makes actor's pending membership in companyID active:
+// the invited user's consent. It returns the membership and the write's
+// consistency token.
+func (s *Store) AcceptMembership(ctx context.Context, actor authz.Actor, companyID string) (authz.Membership, string, error) {
+	var accepted authz.Membership
+	token, err := s.respond(ctx, actor, companyID, authz.ActionMemberAccept, func(tx pgx.Tx, m authz.Membership) error {
+		accepted = m
+		accepted.Status = authz.StatusActive
+		_, err := tx.Exec(ctx, `update company_memberships set status = $3, updated_at = now()
+			where user_id = $1 and company_id = $2`, actor.ID, companyID, string(authz.StatusActive))
+		return err
+	})
+	return accepted, token, err
+}
+
+// DeclineMembership deletes actor's pending membership in companyID.
+func (s *Store) DeclineMembership(ctx context.Context, actor authz.Actor, companyID string) (string, error) {
+	return s.respond(ctx, actor, companyID, authz.ActionMemberDecline, func(tx pgx.Tx, _ authz.Membership) error {
+		_, err := tx.Exec(ctx, `delete from company_memberships where user_id = $1 and company_id = $2`, actor.ID, companyID)
+		return err
+	})
+}
+
+// respond decides an invited user's answer to its pending membership
+// (authz.DecideResponse) and, in the locked pass, writes it with write.
+func (s *Store) respond(ctx context.Context, actor authz.Actor, companyID, action string, write func(pgx.Tx, authz.Membership) error) (string, error) {
+	d := &decision{actor: actor.ID, action: action, company: companyID, target: actor.ID, reason: "the invited user answered"}
+	return s.manage(ctx, d, func(tx pgx.Tx, locked bool) error {
+		change, err := s.memberFacts(ctx, tx, locked, d, actor, companyID, actor.ID)
+		if err != nil {
+			return err
+		}
+		// Only the user itself is concerned: a refusal is its own
+		// business, not the company's audit trail's.
+		d.outsider = change.Current == nil
+		if err := authz.DecideResponse(actor.ID, actor.ID, change.Current); err != nil || !locked {
+			return err
+		}
+		if err := write(tx, *change.Current); err != nil {
+			return fmt.Errorf("%s: %w", action, translate(err))
 		}
 		return nil
 	})

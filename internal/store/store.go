@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 // connectTimeout bounds one connection attempt when the URL sets no
@@ -29,7 +31,15 @@ type Store struct {
 	// outsiderRefusals counts management requests refused to callers
 	// without a role on the company, which no audit trail records.
 	outsiderRefusals prometheus.Counter
+	// consent is whether memberships granted to others start pending
+	// (authz.Invited); set once, before the store serves requests.
+	consent authz.Consent
 }
+
+// RequireConsent makes memberships granted through SetMember to another
+// user start pending until that user accepts them (AcceptMembership). Call
+// it before the store serves requests.
+func (s *Store) RequireConsent() { s.consent = authz.ConsentRequired }
 
 var _ prometheus.Collector = (*Store)(nil)
 

@@ -432,7 +432,11 @@ export interface paths {
          *     active owner (409). Rights are judged on the current Postgres rows,
          *     and a grant never commits after a concurrent demotion of the caller.
          *     `status` defaults to `active` (PUT replaces). `company_id` or
-         *     `user_id` in the body are 400: they come from the path.
+         *     `user_id` in the body are 400: they come from the path. With
+         *     `--membership-consent=required`, a membership of another user that
+         *     would become active without having been active is stored `pending`
+         *     and grants nothing until that user accepts it (`.../accept`); the
+         *     answer says so in `status`.
          */
         put: {
             parameters: {
@@ -516,6 +520,120 @@ export interface paths {
                 503: components["responses"]["Problem"];
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/companies/{id}/members/{user}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description URL-escaped. */
+                id: components["parameters"]["CompanyID"];
+                /** @description The caller itself; anybody else's invitation is 403. */
+                user: components["schemas"]["ID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation, making the caller's pending membership active.
+         * @description Only the invited user answers (403 for another `user`). No pending
+         *     membership in the company is 404; a membership that is not pending
+         *     is 409. The answer is audited as `member.accept`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description URL-escaped. */
+                    id: components["parameters"]["CompanyID"];
+                    /** @description The caller itself; anybody else's invitation is 403. */
+                    user: components["schemas"]["ID"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The membership, now active. */
+                200: {
+                    headers: {
+                        "Consistency-Token"?: components["schemas"]["ConsistencyToken"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Membership"] & {
+                            consistency_token: components["schemas"]["ConsistencyToken"];
+                        };
+                    };
+                };
+                401: components["responses"]["Unauthorized"];
+                403: components["responses"]["Problem"];
+                404: components["responses"]["Problem"];
+                409: components["responses"]["Problem"];
+                500: components["responses"]["Problem"];
+                503: components["responses"]["Problem"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/companies/{id}/members/{user}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description URL-escaped. */
+                id: components["parameters"]["CompanyID"];
+                /** @description The caller itself; anybody else's invitation is 403. */
+                user: components["schemas"]["ID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decline an invitation, deleting the caller's pending membership.
+         * @description As accept; the answer is audited as `member.decline`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description URL-escaped. */
+                    id: components["parameters"]["CompanyID"];
+                    /** @description The caller itself; anybody else's invitation is 403. */
+                    user: components["schemas"]["ID"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Declined; the write's token is in `Consistency-Token`. */
+                204: {
+                    headers: {
+                        "Consistency-Token"?: components["schemas"]["ConsistencyToken"];
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: components["responses"]["Unauthorized"];
+                403: components["responses"]["Problem"];
+                404: components["responses"]["Problem"];
+                409: components["responses"]["Problem"];
+                500: components["responses"]["Problem"];
+                503: components["responses"]["Problem"];
+            };
+        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;

@@ -1,11 +1,7 @@
 package client_test
 
 import (
-	"bytes"
-	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,34 +64,12 @@ func startGateway(t *testing.T, seed string) *gateway {
 	dbURL := testutil.NewTestDatabase(t)
 	seedDatabase(t, dbURL, seed)
 	g := &gateway{issuer: newIssuer(t)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := app.Default()
 	cfg.DatabaseURL = dbURL
 	cfg.JWKSFile = writeJWKS(t, g.issuer)
 	cfg.Issuer, cfg.Audience = g.issuer.Issuer(), g.issuer.Audience()
 	cfg.ServiceToken = serviceToken
-	cfg.Listener = ln
-	g.url = "http://" + ln.Addr().String()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- app.Serve(ctx, cfg, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("serve did not stop within a minute")
-		}
-	})
-	waitReady(t, g.url, done)
+	g.url = testutil.ServeInProcess(t, cfg)
 	return g
 }
 
@@ -134,29 +108,6 @@ func writeJWKS(t *testing.T, issuer *devenv.Issuer) string {
 	return path
 }
 
-// waitReady polls /readyz until the gateway is ready; done reports a serve
-// that exited meanwhile.
-func waitReady(t *testing.T, base string, done <-chan error) {
-	t.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second}
-	testutil.Eventually(t, 2*time.Minute, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited: %v", err)
-		default:
-		}
-		resp, err := hc.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
-	})
-}
-
 // token mints a token of user that the gateway trusts.
 func (g *gateway) token(t *testing.T, user string) string {
 	t.Helper()
@@ -187,14 +138,6 @@ func (g *gateway) as(t *testing.T, user string) *client.Client {
 func (g *gateway) service(t *testing.T) *client.Client {
 	t.Helper()
 	return g.client(t, client.WithServiceToken(serviceToken))
-}
-
-// testWriter sends logs to the test log, so they show only for failures.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // closedURL is the URL of a port nobody listens on: a gateway that is down.

@@ -15,8 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -268,10 +266,6 @@ func startGateway(t *testing.T) *gateway {
 	if err := issuer.WriteJWKSFile(jwksFile); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := app.Default()
 	cfg.DatabaseURL = dbURL
 	cfg.JWKSFile = jwksFile
@@ -280,46 +274,9 @@ func startGateway(t *testing.T) *gateway {
 	cfg.GroupsClaim = "cognito:groups"
 	cfg.PlatformRoles = []string{supportGroup + "=viewer"}
 	cfg.ServiceToken = serviceToken
-	cfg.Listener = ln
 	cfg.IndexVerifyFraction = 1
 	cfg.LogLevel = "warn"
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- app.Serve(ctx, cfg, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("serve did not stop within a minute")
-		}
-	})
-	gw := &gateway{url: "http://" + ln.Addr().String(), issuer: issuer}
-	deadline := time.Now().Add(2 * time.Minute)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for {
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited before it was ready: %v", err)
-		default:
-		}
-		resp, err := client.Get(gw.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within 2 minutes", gw.url)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	gw := &gateway{url: testutil.ServeInProcess(t, cfg), issuer: issuer}
 	t.Logf("tenantgate serve ready at %s after %s", gw.url, time.Since(start).Round(time.Millisecond))
 	return gw
 }
@@ -398,13 +355,4 @@ func (g *gateway) checkIndexAgreed(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Errorf("metrics: %v", err)
 	}
-}
-
-// testWriter sends the gateway's log to the test log, shown for failures
-// and with -v.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -134,46 +132,17 @@ func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...s
 	t.Helper()
 	dbURL := testutil.NewTestDatabase(t)
 	s, jwksFile := newStack(t, dbURL, seed)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := app.Default()
 	cfg.DatabaseURL = dbURL
 	cfg.JWKSFile = jwksFile
 	cfg.Issuer, cfg.Audience = s.issuer.Issuer(), s.issuer.Audience()
 	cfg.ServiceToken = serviceToken
-	cfg.Listener = ln
 	cfg.IndexVerifyFraction = 1
 	configure(&cfg)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- app.Serve(ctx, cfg, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("serve did not stop within a minute")
-		}
-	})
-	s.baseURLs = []string{"http://" + ln.Addr().String()}
+	s.baseURLs = []string{testutil.ServeInProcess(t, cfg)}
 	if cfg.Index {
 		t.Cleanup(s.checkIndexAgreed)
 	}
-	s.waitReady(func() error {
-		select {
-		case err := <-done:
-			return fmt.Errorf("serve exited: %w", err)
-		default:
-			return nil
-		}
-	})
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
 
 // The tests run the client against a real `tenantgate serve`, in this
@@ -69,7 +70,7 @@ func startGateway(t *testing.T, seed string) *gateway {
 	cfg.JWKSFile = writeJWKS(t, g.issuer)
 	cfg.Issuer, cfg.Audience = g.issuer.Issuer(), g.issuer.Audience()
 	cfg.ServiceToken = serviceToken
-	g.url = testutil.ServeInProcess(t, cfg)
+	g.url = servetest.Start(t, cfg)
 	return g
 }
 

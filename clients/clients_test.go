@@ -30,6 +30,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
 
 func TestMain(m *testing.M) { testutil.PostgresMain(m) }
@@ -276,7 +277,7 @@ func startGateway(t *testing.T) *gateway {
 	cfg.ServiceToken = serviceToken
 	cfg.IndexVerifyFraction = 1
 	cfg.LogLevel = "warn"
-	gw := &gateway{url: testutil.ServeInProcess(t, cfg), issuer: issuer}
+	gw := &gateway{url: servetest.Start(t, cfg), issuer: issuer}
 	t.Logf("tenantgate serve ready at %s after %s", gw.url, time.Since(start).Round(time.Millisecond))
 	return gw
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
 
 func TestMain(m *testing.M) { testutil.PostgresMain(m) }
@@ -139,7 +140,7 @@ func startEmbeddedStackWith(t *testing.T, configure func(*app.Config), seed ...s
 	cfg.ServiceToken = serviceToken
 	cfg.IndexVerifyFraction = 1
 	configure(&cfg)
-	s.baseURLs = []string{testutil.ServeInProcess(t, cfg)}
+	s.baseURLs = []string{servetest.Start(t, cfg)}
 	if cfg.Index {
 		t.Cleanup(s.checkIndexAgreed)
 	}

@@ -1,4 +1,7 @@
-package testutil
+// Package servetest runs `tenantgate serve` in a test's own process. It is
+// apart from testutil because it imports internal/app, which imports
+// packages whose own tests use testutil.
+package servetest
 
 import (
 	"context"
@@ -10,14 +13,15 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
-// ServeInProcess runs `tenantgate serve` with cfg in this process, on
+// Start runs `tenantgate serve` with cfg in this process, on
 // cfg.Listener (a fresh loopback port when nil), and returns its base URL
 // once /readyz answers 200. Its warnings go to the test log; it stops, and
 // is waited for, when the test ends. A serve that exits before it is ready
 // fails the test.
-func ServeInProcess(tb testing.TB, cfg app.Config) string {
+func Start(tb testing.TB, cfg app.Config) string {
 	tb.Helper()
 	if cfg.Listener == nil {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,7 +47,7 @@ func ServeInProcess(tb testing.TB, cfg app.Config) string {
 		}
 	})
 	hc := &http.Client{Timeout: 5 * time.Second}
-	Eventually(tb, 2*time.Minute, func() error {
+	testutil.Eventually(tb, 2*time.Minute, func() error {
 		select {
 		case err := <-done:
 			done <- err // for the cleanup

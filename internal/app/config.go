@@ -45,23 +45,25 @@ type Config struct {
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
 	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
 
-	JWKSURL           string   `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
-	JWKSFile          string   `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
-	Issuer            string   `flag:"issuer" usage:"required iss claim of user tokens"`
-	Audience          string   `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
-	SubjectClaim      string   `flag:"subject-claim" usage:"claim holding the user ID"`
-	TokenUse          string   `flag:"token-use" usage:"accept only user tokens whose token_use claim is this: id or access (Cognito); empty accepts either"`
-	TokenType         string   `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
-	GroupsClaim       string   `flag:"groups-claim" usage:"claim of user tokens that holds the caller's groups, for --platform-role: cognito:groups (Cognito), groups (Okta, Entra ID), roles; a JSON array of strings or one space-separated string"`
-	PlatformRoles     []string `flag:"platform-role" usage:"GROUP=ROLE: a caller whose token's --groups-claim holds GROUP holds ROLE (owner, admin, editor or viewer) on every company; repeat the flag or separate with commas. Only owner grants manage_owners"`
-	Routes            string   `flag:"routes" usage:"serve: YAML file mapping the method and path of requests to the API behind a reverse proxy to a permission and a company; serves /v1/forward-auth (deploy/routes.example.yaml)"`
-	MembershipConsent string   `flag:"membership-consent" usage:"serve: none, or required: a membership granted through the API to another user starts pending and grants nothing until that user accepts it (POST /v1/companies/{id}/members/{me}/accept) or declines it"`
-	RateLimitUser     float64  `flag:"rate-limit-user" usage:"serve: requests a second each user may make (bursts of twice as many); beyond it 429 with Retry-After. 0: no limit"`
-	RateLimitService  float64  `flag:"rate-limit-service" usage:"serve: requests a second the service token may make (bursts of twice as many). 0: no limit"`
-	RateLimitAddress  float64  `flag:"rate-limit-address" usage:"serve: requests a second each client address may make before its token is verified (an IPv6 address counts by its /64). Behind a proxy every request comes from the proxy's address. 0: no limit"`
-	MaxInFlight       int      `flag:"max-in-flight" usage:"serve: API requests served at once; beyond it a request is answered 503 with Retry-After at once instead of queued. 0: no bound"`
-	ExternalURL       string   `flag:"external-url" usage:"serve: the gateway's URL as its clients reach it (behind a proxy, the proxy's), named as the policy decision point by /.well-known/authzen-configuration; empty names each request's own URL"`
-	ServiceToken      string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
+	JWKSURL             string   `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
+	JWKSFile            string   `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
+	Issuer              string   `flag:"issuer" usage:"required iss claim of user tokens"`
+	Audience            string   `flag:"audience" usage:"required aud claim (or Cognito client_id) of user tokens"`
+	SubjectClaim        string   `flag:"subject-claim" usage:"claim holding the user ID"`
+	TokenUse            string   `flag:"token-use" usage:"accept only user tokens whose token_use claim is this: id or access (Cognito); empty accepts either"`
+	TokenType           string   `flag:"token-type" usage:"accept only user tokens whose JOSE header typ is this media type, e.g. at+jwt (RFC 9068); empty does not check"`
+	GroupsClaim         string   `flag:"groups-claim" usage:"claim of user tokens that holds the caller's groups, for --platform-role: cognito:groups (Cognito), groups (Okta, Entra ID), roles; a JSON array of strings or one space-separated string"`
+	PlatformRoles       []string `flag:"platform-role" usage:"GROUP=ROLE: a caller whose token's --groups-claim holds GROUP holds ROLE (owner, admin, editor or viewer) on every company; repeat the flag or separate with commas. Only owner grants manage_owners"`
+	Routes              string   `flag:"routes" usage:"serve: YAML file mapping the method and path of requests to the API behind a reverse proxy to a permission and a company; serves /v1/forward-auth (deploy/routes.example.yaml)"`
+	MaxCompaniesPerUser int      `flag:"max-companies-per-user" usage:"serve: a user who owns this many companies directly may create no more through the API (409); 0: no bound"`
+	MaxChildren         int      `flag:"max-children" usage:"serve: the most companies directly below one company that creates and moves through the API may make (409); 0: no bound"`
+	MembershipConsent   string   `flag:"membership-consent" usage:"serve: none, or required: a membership granted through the API to another user starts pending and grants nothing until that user accepts it (POST /v1/companies/{id}/members/{me}/accept) or declines it"`
+	RateLimitUser       float64  `flag:"rate-limit-user" usage:"serve: requests a second each user may make (bursts of twice as many); beyond it 429 with Retry-After. 0: no limit"`
+	RateLimitService    float64  `flag:"rate-limit-service" usage:"serve: requests a second the service token may make (bursts of twice as many). 0: no limit"`
+	RateLimitAddress    float64  `flag:"rate-limit-address" usage:"serve: requests a second each client address may make before its token is verified (an IPv6 address counts by its /64). Behind a proxy every request comes from the proxy's address. 0: no limit"`
+	MaxInFlight         int      `flag:"max-in-flight" usage:"serve: API requests served at once; beyond it a request is answered 503 with Retry-After at once instead of queued. 0: no bound"`
+	ExternalURL         string   `flag:"external-url" usage:"serve: the gateway's URL as its clients reach it (behind a proxy, the proxy's), named as the policy decision point by /.well-known/authzen-configuration; empty names each request's own URL"`
+	ServiceToken        string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
 
 	GatewayURL        string `flag:"gateway-url" usage:"explain only: URL of the running tenantgate serve to ask (with --service-token)"`
 	ExplainUser       string `flag:"user" usage:"explain only: the user whose access is explained"`
@@ -112,6 +114,8 @@ func Default() Config {
 		MaxStaleness:           30 * time.Second,
 		HTTPAddr:               ":8080",
 		MembershipConsent:      string(authz.ConsentNone),
+		MaxCompaniesPerUser:    1000,
+		MaxChildren:            10000,
 		RateLimitUser:          100,
 		MaxInFlight:            1024,
 		GatewayURL:             "http://localhost:8080",
@@ -228,6 +232,9 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("--max-in-flight must not be negative"))
 	}
+	if c.MaxCompaniesPerUser < 0 || c.MaxChildren < 0 {
+		errs = append(errs, errors.New("--max-companies-per-user and --max-children must not be negative"))
+	}
 	if _, err := authz.ParseConsent(c.MembershipConsent); err != nil {
 		errs = append(errs, fmt.Errorf("--membership-consent: %w", err))
 	}
@@ -294,6 +301,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("rate_limit_address", c.RateLimitAddress),
 		slog.Int("max_in_flight", c.MaxInFlight),
 		slog.String("membership_consent", c.MembershipConsent),
+		slog.Int("max_companies_per_user", c.MaxCompaniesPerUser),
+		slog.Int("max_children", c.MaxChildren),
 		slog.String("service_token", redact(c.ServiceToken)),
 	)
 }

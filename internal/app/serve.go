@@ -68,6 +68,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if authz.Consent(cfg.MembershipConsent) == authz.ConsentRequired {
 		st.RequireConsent()
 	}
+	st.SetQuotas(authz.Quotas{MaxOwned: cfg.MaxCompaniesPerUser, MaxChildren: cfg.MaxChildren})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)

@@ -157,6 +157,35 @@ type CompanyChange struct {
 	// HasActiveOwner is true when the company has an active owner of its
 	// own, which it needs to become a root.
 	HasActiveOwner bool
+	// Quotas bound what one user may create; ActorOwns counts the
+	// companies the actor owns directly (a create's creator becomes their
+	// owner), NewParentChildren the children the new parent has now.
+	Quotas            Quotas
+	ActorOwns         int
+	NewParentChildren int
+}
+
+// Quotas keep one user from growing the data every other user's answers
+// are computed over without bound (--max-companies-per-user,
+// --max-children). Zero fields are no bound.
+type Quotas struct {
+	// MaxOwned bounds the companies a user may own directly for a create to
+	// be allowed.
+	MaxOwned int
+	// MaxChildren bounds the children of one company.
+	MaxChildren int
+}
+
+// quotaError refuses what the quotas do not allow; a 409 whose words say
+// which bound was reached.
+func (c CompanyChange) quotaError() error {
+	switch {
+	case c.Create && c.Quotas.MaxOwned > 0 && c.ActorOwns >= c.Quotas.MaxOwned:
+		return fmt.Errorf("%w: quota: you own %d companies; a user may create companies while owning fewer than %d", ErrConflict, c.ActorOwns, c.Quotas.MaxOwned)
+	case c.NewParent != "" && c.Quotas.MaxChildren > 0 && c.NewParentChildren >= c.Quotas.MaxChildren:
+		return fmt.Errorf("%w: quota: the parent has %d companies below it directly, the most one company may have", ErrConflict, c.NewParentChildren)
+	}
+	return nil
 }
 
 // DecideCompanyChange applies the rules for companies (docs/design.md):
@@ -172,7 +201,7 @@ func DecideCompanyChange(c CompanyChange) error {
 		if c.NewParent != "" && !c.ActorParentRole.Grants(PermCreate) {
 			return fmt.Errorf("%w: creating a company under a parent needs create on the parent", ErrForbidden)
 		}
-		return nil
+		return c.quotaError()
 	}
 	// Without read the actor may not learn that the company exists.
 	if !c.ActorRole.Grants(PermRead) {
@@ -196,7 +225,7 @@ func DecideCompanyChange(c CompanyChange) error {
 	if c.NewParent == "" && !c.HasActiveOwner {
 		return fmt.Errorf("%w: a root company needs an active owner of its own", ErrConflict)
 	}
-	return nil
+	return c.quotaError()
 }
 
 // CompanyUpdate is a change to a company; nil fields stay as they are, and

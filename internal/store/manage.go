@@ -486,6 +486,9 @@ func (s *Store) CreateCompany(ctx context.Context, actor authz.Actor, c authz.Co
 		if c.ParentID != "" {
 			d.reason = "actor holds " + string(change.ActorParentRole) + " on the parent"
 		}
+		if err := s.quotaFacts(ctx, tx, locked, actor.ID, "", &change); err != nil {
+			return err
+		}
 		if err := authz.DecideCompanyChange(change); err != nil {
 			return err
 		}
@@ -562,6 +565,9 @@ func (s *Store) UpdateCompany(ctx context.Context, actor authz.Actor, id string,
 			}
 			d.reason += " on the company, " + string(change.ActorCurrentParentRole) + " on the current parent and " +
 				string(change.ActorParentRole) + " on the new parent"
+			if err := s.quotaFacts(ctx, tx, locked, actor.ID, id, &change); err != nil {
+				return err
+			}
 		}
 		if err := authz.DecideCompanyChange(change); err != nil {
 			return err
@@ -590,6 +596,46 @@ func (s *Store) UpdateCompany(ctx context.Context, actor authz.Actor, id string,
 		return authz.Company{}, "", err
 	}
 	return updated, token, nil
+}
+
+// quotaFacts fills in what the quotas need of a create, or of a move of
+// company ("" for a create): how many companies the actor owns directly,
+// and how many children the new parent has besides the company. In the
+// locked pass the counts hold until commit: creations by one user, and
+// new children of one parent, take turns on transaction-scoped advisory
+// locks, so concurrent requests cannot each see room for one more.
+func (s *Store) quotaFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, company string, change *authz.CompanyChange) error {
+	change.Quotas = s.quotas
+	owned := change.Create && s.quotas.MaxOwned > 0
+	children := change.NewParent != "" && s.quotas.MaxChildren > 0
+	if locked {
+		for _, key := range []struct {
+			on   bool
+			name string
+		}{{owned, "tenantgate.owned:" + actor}, {children, "tenantgate.children:" + change.NewParent}} {
+			if !key.on {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1, 0))`, key.name); err != nil {
+				return fmt.Errorf("quota lock: %w", translate(err))
+			}
+		}
+	}
+	if owned {
+		err := tx.QueryRow(ctx, `select count(*) from company_memberships where user_id = $1 and role = $2 and status = $3`,
+			actor, authz.RoleOwner, authz.StatusActive).Scan(&change.ActorOwns)
+		if err != nil {
+			return fmt.Errorf("count owned companies: %w", translate(err))
+		}
+	}
+	if children {
+		err := tx.QueryRow(ctx, `select count(*) from companies where parent_id = $1 and id <> $2`,
+			change.NewParent, company).Scan(&change.NewParentChildren)
+		if err != nil {
+			return fmt.Errorf("count children: %w", translate(err))
+		}
+	}
+	return nil
 }
 
 // moveFacts fills in the actor's role on the company's current parent

@@ -34,7 +34,14 @@ type Store struct {
 	// consent is whether memberships granted to others start pending
 	// (authz.Invited); set once, before the store serves requests.
 	consent authz.Consent
+	// quotas bound creations and fan-out (authz.Quotas); set once, before
+	// the store serves requests.
+	quotas authz.Quotas
 }
+
+// SetQuotas bounds what the management API lets one user create. Call it
+// before the store serves requests.
+func (s *Store) SetQuotas(q authz.Quotas) { s.quotas = q }
 
 // RequireConsent makes memberships granted through SetMember to another
 // user start pending until that user accepts them (AcceptMembership). Call

@@ -10,6 +10,12 @@ demo:
 test: fmt-check vet
 	$(GO) test -count=1 -timeout 45m ./...
 
+# The fuzz targets past their seed corpora, FUZZTIME each (default 5s);
+# CI runs it after `make test`.
+.PHONY: fuzz
+fuzz:
+	.ci/fuzz
+
 # Regenerate the TypeScript client's types after a change to
 # internal/gateway/openapi.yaml; `make test` fails while they are stale.
 .PHONY: ts-generate

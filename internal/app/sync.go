@@ -47,7 +47,12 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Addr:              cfg.MetricsAddr,
 		Handler:           opsHandler(reg, syncer.Ready),
 		ReadHeaderTimeout: 5 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		// A client that trickles a body, or idles on a kept-alive
+		// connection, must not hold the ops server's connections forever.
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
 	}
 	// Both run until ctx ends, and Sync returns once both have. The sync
 	// goes on without its metrics server, as it always has.

@@ -57,6 +57,9 @@ func notHexOrSlash(r rune) bool {
 // one could read older data than the caller asked for.
 func consistencyToken(h http.Header, fromBody string) (string, error) {
 	token := fromBody
+	if len(h.Values(consistencyHeader)) > 1 {
+		return "", fmt.Errorf("%w: %s given more than once", authz.ErrInvalid, consistencyHeader)
+	}
 	fromHeader := h.Get(consistencyHeader)
 	switch {
 	case token == "":

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -31,6 +32,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		return bodyError(err)
+	}
+	// encoding/json turns invalid UTF-8 and lone surrogate escapes into
+	// U+FFFD: the question would be about another ID than the one sent.
+	if !utf8.Valid(body) || loneSurrogate(body) {
+		return fmt.Errorf("%w: body is not valid UTF-8 text", authz.ErrInvalid)
 	}
 	if err := checkKeys(body, reflect.TypeOf(dst)); err != nil {
 		return bodyError(err)
@@ -391,6 +397,60 @@ func requireJSON(contentType string) error {
 	return nil
 }
 
+// loneSurrogate reports whether body holds a \u escape of a UTF-16
+// surrogate that is not half of a pair, which encodes no character.
+func loneSurrogate(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		if i+1 < len(body) && body[i+1] != 'u' {
+			i++ // another escape: skip its character, a backslash included
+			continue
+		}
+		r, ok := hex4(body, i+2)
+		switch {
+		case !ok:
+			continue // malformed: the decoder reports it
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		case r >= 0xD800 && r <= 0xDBFF:
+			low, ok := rune(0), i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u'
+			if ok {
+				low, ok = hex4(body, i+8)
+			}
+			if !ok || low < 0xDC00 || low > 0xDFFF {
+				return true
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hex4 reads four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 // bodyError turns a decoding failure into a message for the caller that
 // names the JSON problem, not the Go types behind it.
 func bodyError(err error) error {
@@ -404,6 +464,9 @@ func bodyError(err error) error {
 		return err // checkKeys' own, already worded for the caller
 	case errors.As(err, &tooLarge):
 		return fmt.Errorf("%w: body exceeds %d bytes", errBodyTooLarge, tooLarge.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The net error names the server's own address: not for callers.
+		return fmt.Errorf("%w: the body did not arrive in time", errBodyTimeout)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: body is empty", authz.ErrInvalid)
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -75,3 +75,19 @@ func TestFlatKeysTakeTheCommonBodies(t *testing.T) {
 		}
 	}
 }
+
+func TestLoneSurrogate(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"a":"\ud83d\ude00"}`:     false, // a pair: one emoji
+		`{"a":"\ud83d"}`:           true,
+		`{"a":"\ude00x"}`:          true,
+		`{"a":"\ud83d\u0041"}`:     true,
+		`{"a":"\\ud800"}`:          false, // an escaped backslash, then text
+		`{"a":"\u00e9\n\"\\"}`:     false,
+		`{"a":"\ud83d\ude00\ud8"}`: false, // malformed: the decoder's to report
+	} {
+		if got := loneSurrogate([]byte(body)); got != want {
+			t.Errorf("loneSurrogate(%s) = %v, want %v", body, got, want)
+		}
+	}
+}

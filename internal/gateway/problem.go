@@ -16,6 +16,7 @@ var (
 	errUnsupportedMediaType = errors.New("unsupported media type")
 	errMethodNotAllowed     = errors.New("method not allowed")
 	errNotImplemented       = errors.New("not implemented")
+	errBodyTimeout          = errors.New("request timeout")
 	errNoExplainer          = fmt.Errorf("%w: this gateway has no explainer", errNotImplemented)
 )
 
@@ -28,6 +29,7 @@ var statusTable = []struct {
 	showDetail bool
 }{
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, true},
+	{errBodyTimeout, http.StatusRequestTimeout, true},
 	{errUnsupportedMediaType, http.StatusUnsupportedMediaType, true},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, true},
 	{errNotImplemented, http.StatusNotImplemented, true},

@@ -18,7 +18,7 @@
 // A request that matches no rule is denied unless the file says
 // `unmatched: allow`. Paths that a proxy or an upstream could read as
 // another path (dot segments, encoded slashes or backslashes, empty
-// segments, control characters) are refused rather than matched: the
+// segments, control characters, a raw '#') are refused rather than matched: the
 // upstream must serve the company that was checked.
 package routes
 
@@ -352,8 +352,13 @@ func (r rule) company(path []string, query url.Values, h http.Header) (string, e
 // its query. It refuses what another reader of the same target could take
 // for a different path.
 func splitTarget(uri string) ([]string, url.Values, error) {
+	// A request target has no fragment, but a client can send a raw '#',
+	// which proxies pass on as part of the path: cutting it off here would
+	// check another path than the upstream serves.
+	if strings.Contains(uri, "#") {
+		return nil, nil, fmt.Errorf("%w: original URI holds a raw '#'", authz.ErrInvalid)
+	}
 	rawPath, rawQuery, _ := strings.Cut(uri, "?")
-	rawPath, _, _ = strings.Cut(rawPath, "#")
 	if !strings.HasPrefix(rawPath, "/") {
 		return nil, nil, fmt.Errorf("%w: original URI %q is not an absolute path", authz.ErrInvalid, uri)
 	}

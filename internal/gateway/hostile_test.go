@@ -26,9 +26,6 @@ type hostileCase struct {
 	asked string
 	// check, when set, looks at what the backends got.
 	check func(t *testing.T, e *env)
-	// knownBug skips a case whose answer is wrong today; see the report
-	// of issue 15.
-	knownBug string
 }
 
 func TestHostileInput(t *testing.T) {
@@ -165,9 +162,6 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.knownBug != "" {
-				t.Skip("known bug: " + tt.knownBug)
-			}
 			if tt.want >= 500 {
 				t.Fatalf("a hostile input must not be a %d", tt.want)
 			}

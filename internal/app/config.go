@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
 
@@ -241,8 +243,61 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
 	}
+	errs = append(errs, c.validateOperatorInputs()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
+	}
+	return nil
+}
+
+// validateOperatorInputs checks names, addresses and URLs an operator
+// types, so that a typo is reported at start with the flag's name instead
+// of surfacing later as a refused slot, a failed listen or a dial retried
+// for ever.
+func (c Config) validateOperatorInputs() []error {
+	var errs []error
+	if err := mirror.ValidateSlotName(c.SyncSlot); err != nil {
+		errs = append(errs, fmt.Errorf("--sync-slot: %w", err))
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--http-addr", c.HTTPAddr}, {"--metrics-addr", c.MetricsAddr},
+	} {
+		if err := validateListenAddr(a.addr); a.addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", a.flag, a.addr, err))
+		}
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("--http-addr must not be empty"))
+	}
+	if c.SpiceDBEndpoint != "" {
+		if err := validateDialAddr(c.SpiceDBEndpoint); err != nil {
+			errs = append(errs, fmt.Errorf("--spicedb-endpoint %q: %w", c.SpiceDBEndpoint, err))
+		}
+	}
+	return errs
+}
+
+// validateListenAddr accepts what net.Listen("tcp", addr) does: an optional
+// host and a port number, ":0" included.
+func validateListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// validateDialAddr accepts a host and a port number to dial.
+func validateDialAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return errors.New("want host:port, without a scheme")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return errors.New("the port must be a number from 1 to 65535")
 	}
 	return nil
 }
@@ -268,7 +323,9 @@ func (c Config) requireIdentity() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
 	}
-	return nil
+	// The rest of what the verifier will refuse (an http key set off
+	// loopback, an unknown --token-use), before any backend is reached.
+	return c.identityConfig(nil).Validate()
 }
 
 // LogValue shows the configuration with secrets redacted, so it can be

@@ -1,11 +1,16 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 func parse(t *testing.T, args []string, env map[string]string) Config {
@@ -95,26 +100,77 @@ func TestSecretsAreRedactedWhenLogged(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	bad := []func(*Config){
-		func(c *Config) { c.SpiceDBEndpoint, c.SpiceDBDatastoreURL = "x:1", "postgres://y" },
-		func(c *Config) { c.SpiceDBToken = "t" },
-		func(c *Config) { c.JWKSURL, c.JWKSFile = "http://x", "f" },
-		func(c *Config) { c.LogLevel = "loud" },
-		func(c *Config) { c.LogFormat = "xml" },
-		func(c *Config) { c.ShutdownTimeout = 0 },
-		func(c *Config) { c.ConsistencyWait = 0 },
-		func(c *Config) { c.IndexWait = -time.Second },
-		func(c *Config) { c.IndexVerifyFraction = 1.5 },
-		func(c *Config) { c.IndexVerifyFraction = -0.1 },
-	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)
 	}
-	for i, mutate := range bad {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // in the error, so the operator learns which flag
+	}{
+		{"remote with datastore", func(c *Config) { c.SpiceDBEndpoint, c.SpiceDBDatastoreURL = "x:1", "postgres://y" }, "--spicedb-datastore-url"},
+		{"token without endpoint", func(c *Config) { c.SpiceDBToken = "t" }, "--spicedb-endpoint"},
+		{"two key sets", func(c *Config) { c.JWKSURL, c.JWKSFile = "http://x", "f" }, "--jwks-url or --jwks-file"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "--shutdown-timeout"},
+		{"consistency wait", func(c *Config) { c.ConsistencyWait = 0 }, "--consistency-wait"},
+		{"index wait", func(c *Config) { c.IndexWait = -time.Second }, "--index-wait"},
+		{"verify fraction high", func(c *Config) { c.IndexVerifyFraction = 1.5 }, "--index-verify-fraction"},
+		{"verify fraction negative", func(c *Config) { c.IndexVerifyFraction = -0.1 }, "--index-verify-fraction"},
+		{"slot upper case", func(c *Config) { c.SyncSlot = "Tenant-Gate" }, "--sync-slot"},
+		{"slot empty", func(c *Config) { c.SyncSlot = "" }, "--sync-slot"},
+		{"slot too long", func(c *Config) { c.SyncSlot = strings.Repeat("a", 64) }, "at most 63"},
+		{"slot of the temporary kind", func(c *Config) { c.SyncSlot = "tenantgate_tmp_abc" }, "temporary"},
+		{"http addr without port", func(c *Config) { c.HTTPAddr = "localhost" }, "--http-addr"},
+		{"http addr empty", func(c *Config) { c.HTTPAddr = "" }, "--http-addr"},
+		{"metrics port out of range", func(c *Config) { c.MetricsAddr = ":70000" }, "--metrics-addr"},
+		{"endpoint with scheme", func(c *Config) { c.SpiceDBEndpoint = "grpc://spicedb:50051" }, "--spicedb-endpoint"},
+		{"endpoint without port", func(c *Config) { c.SpiceDBEndpoint = "spicedb" }, "--spicedb-endpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Default()
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			if !errors.Is(err, authz.ErrInvalid) {
+				t.Fatalf("Validate() = %v, want an error wrapping authz.ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %q, want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidAddressesAndSlots(t *testing.T) {
+	for _, mutate := range []func(*Config){
+		func(c *Config) { c.HTTPAddr = ":0" },
+		func(c *Config) { c.HTTPAddr = "[::1]:8080" },
+		func(c *Config) { c.MetricsAddr = "" },
+		func(c *Config) { c.SpiceDBEndpoint = "spicedb.internal:50051" },
+		func(c *Config) { c.SyncSlot = "tenantgate_eu_2" },
+		func(c *Config) { c.SyncSlot = strings.Repeat("a", 63) },
+	} {
 		cfg := Default()
 		mutate(&cfg)
-		if cfg.Validate() == nil {
-			t.Errorf("case %d: invalid config accepted: %+v", i, cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("valid config refused: %v", err)
 		}
+	}
+}
+
+// TestServeChecksIdentityBeforeBackends: a key set over plain http to
+// another host is refused at once, naming the flag's problem, before any
+// database is dialled (the URL given would never answer).
+func TestServeChecksIdentityBeforeBackends(t *testing.T) {
+	cfg := Default()
+	cfg.DatabaseURL = "postgres://nobody@192.0.2.1:1/none?connect_timeout=30"
+	cfg.JWKSURL, cfg.Issuer, cfg.Audience = "http://idp.example/jwks.json", "https://idp.example", "aud"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := Serve(ctx, cfg, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, authz.ErrInvalid) || !strings.Contains(err.Error(), "must use https") {
+		t.Fatalf("Serve() = %v, want the plain-http key set refused as invalid", err)
 	}
 }

@@ -51,6 +51,15 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	gwCfg := gateway.Config{
+		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
+		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
+		RateLimitUser: cfg.RateLimitUser, RateLimitService: cfg.RateLimitService, RateLimitAddress: cfg.RateLimitAddress,
+		MaxInFlight: cfg.MaxInFlight,
+	}
+	if err := gwCfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
+	}
 	var forward gateway.ForwardRoutes
 	if cfg.Routes != "" {
 		table, err := routes.Load(cfg.Routes)
@@ -160,12 +169,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		authorizer = ix
 		loops = append(loops, ix.Run)
 	}
-	gw, err := gateway.New(gateway.Config{
-		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
-		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
-		RateLimitUser: cfg.RateLimitUser, RateLimitService: cfg.RateLimitService, RateLimitAddress: cfg.RateLimitAddress,
-		MaxInFlight: cfg.MaxInFlight,
-	}, gateway.Deps{
+	gw, err := gateway.New(gwCfg, gateway.Deps{
 		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
 		Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +145,9 @@ func New(cfg Config, target Target) (*Syncer, error) {
 	cfg = cfg.withDefaults()
 	if cfg.DatabaseURL == "" {
 		return nil, fmt.Errorf("sync: %w: database url is required", authz.ErrInvalid)
+	}
+	if err := ValidateSlotName(cfg.Slot); err != nil {
+		return nil, fmt.Errorf("sync: %w: %w", authz.ErrInvalid, err)
 	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
@@ -360,12 +365,40 @@ func (s *Syncer) skip(ctx context.Context, rows []skippedRow, lsn authz.LSN) {
 	}
 }
 
+// temporarySlotPrefix starts the names of the snapshot-only slots that die
+// with their connection; a persistent slot may not use it, so that nobody
+// mistakes one for the other when cleaning up.
+const temporarySlotPrefix = "tenantgate_tmp_"
+
 func temporarySlotName() (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("sync: slot name: %w", err)
 	}
-	return "tenantgate_tmp_" + hex.EncodeToString(b), nil
+	return temporarySlotPrefix + hex.EncodeToString(b), nil
+}
+
+// maxSlotName is PostgreSQL's NAMEDATALEN less its terminating byte.
+const maxSlotName = 63
+
+// ValidateSlotName reports why PostgreSQL would refuse name as a replication
+// slot, or why the sync reserves it. Checked at start, because the server's
+// own refusal comes only once the sync streams, and would be retried.
+func ValidateSlotName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("the slot name is empty")
+	case len(name) > maxSlotName:
+		return fmt.Errorf("slot name %q is %d bytes; PostgreSQL allows at most %d", name, len(name), maxSlotName)
+	case strings.HasPrefix(name, temporarySlotPrefix):
+		return fmt.Errorf("slot name %q starts with %q, which names the sync's temporary snapshot slots", name, temporarySlotPrefix)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return fmt.Errorf("slot name %q may hold only lower-case letters, digits and underscores (PostgreSQL's rule)", name)
+		}
+	}
+	return nil
 }
 
 func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {

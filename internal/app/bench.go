@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
-	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/identity"
@@ -101,8 +99,7 @@ func BenchFloor(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	return serveHTTP(ctx, srv, cfg.Listener, cfg.ShutdownTimeout, logger)
+	return serveHTTP(ctx, newInternalServer(cfg.HTTPAddr, handler), cfg.Listener, cfg.ShutdownTimeout, logger)
 }
 
 // identityConfig is how the gateway verifies user tokens.

@@ -43,17 +43,7 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.Reconcile {
 		return reconcileOnce(ctx, syncer, logger)
 	}
-	srv := &http.Server{
-		Addr:              cfg.MetricsAddr,
-		Handler:           opsHandler(reg, syncer.Ready),
-		ReadHeaderTimeout: 5 * time.Second,
-		// A client that trickles a body, or idles on a kept-alive
-		// connection, must not hold the ops server's connections forever.
-		ReadTimeout:    10 * time.Second,
-		WriteTimeout:   30 * time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 16 << 10,
-	}
+	srv := newInternalServer(cfg.MetricsAddr, opsHandler(reg, syncer.Ready))
 	// Both run until ctx ends, and Sync returns once both have. The sync
 	// goes on without its metrics server, as it always has.
 	var group errgroup.Group
@@ -121,6 +111,21 @@ func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
+	}
+}
+
+// newInternalServer serves h on addr for operators and tools rather than
+// for API clients: a client that trickles a request, or idles on a
+// kept-alive connection, must not hold its connections for ever.
+func newInternalServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
 	}
 }
 

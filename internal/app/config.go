@@ -59,6 +59,7 @@ type Config struct {
 	Routes              string   `flag:"routes" usage:"serve: YAML file mapping the method and path of requests to the API behind a reverse proxy to a permission and a company; serves /v1/forward-auth (deploy/routes.example.yaml)"`
 	MaxCompaniesPerUser int      `flag:"max-companies-per-user" usage:"serve: a user who owns this many companies directly may create no more through the API (409); 0: no bound"`
 	MaxChildren         int      `flag:"max-children" usage:"serve: the most companies directly below one company that creates and moves through the API may make (409); 0: no bound"`
+	MaxTreeSize         int      `flag:"max-tree-size" usage:"serve: the most companies one tree (a root and everything below it) may hold after a create or a move through the API (409); 0: no bound"`
 	MembershipConsent   string   `flag:"membership-consent" usage:"serve: none, or required: a membership granted through the API to another user starts pending and grants nothing until that user accepts it (POST /v1/companies/{id}/members/{me}/accept) or declines it"`
 	RateLimitUser       float64  `flag:"rate-limit-user" usage:"serve: requests a second each user may make (bursts of twice as many); beyond it 429 with Retry-After. 0: no limit"`
 	RateLimitService    float64  `flag:"rate-limit-service" usage:"serve: requests a second the service token may make (bursts of twice as many). 0: no limit"`
@@ -118,6 +119,7 @@ func Default() Config {
 		MembershipConsent:      string(authz.ConsentNone),
 		MaxCompaniesPerUser:    1000,
 		MaxChildren:            10000,
+		MaxTreeSize:            100000,
 		RateLimitUser:          100,
 		MaxInFlight:            1024,
 		GatewayURL:             "http://localhost:8080",
@@ -234,8 +236,8 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("--max-in-flight must not be negative"))
 	}
-	if c.MaxCompaniesPerUser < 0 || c.MaxChildren < 0 {
-		errs = append(errs, errors.New("--max-companies-per-user and --max-children must not be negative"))
+	if c.MaxCompaniesPerUser < 0 || c.MaxChildren < 0 || c.MaxTreeSize < 0 {
+		errs = append(errs, errors.New("--max-companies-per-user, --max-children and --max-tree-size must not be negative"))
 	}
 	if _, err := authz.ParseConsent(c.MembershipConsent); err != nil {
 		errs = append(errs, fmt.Errorf("--membership-consent: %w", err))
@@ -360,6 +362,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("membership_consent", c.MembershipConsent),
 		slog.Int("max_companies_per_user", c.MaxCompaniesPerUser),
 		slog.Int("max_children", c.MaxChildren),
+		slog.Int("max_tree_size", c.MaxTreeSize),
 		slog.String("service_token", redact(c.ServiceToken)),
 	)
 }

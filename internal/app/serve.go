@@ -77,7 +77,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if authz.Consent(cfg.MembershipConsent) == authz.ConsentRequired {
 		st.RequireConsent()
 	}
-	st.SetQuotas(authz.Quotas{MaxOwned: cfg.MaxCompaniesPerUser, MaxChildren: cfg.MaxChildren})
+	st.SetQuotas(authz.Quotas{MaxOwned: cfg.MaxCompaniesPerUser, MaxChildren: cfg.MaxChildren, MaxTreeSize: cfg.MaxTreeSize})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)

@@ -163,17 +163,24 @@ type CompanyChange struct {
 	Quotas            Quotas
 	ActorOwns         int
 	NewParentChildren int
+	// NewTreeSize counts the companies of the new parent's tree, from its
+	// root; TreeGrowth how many the change adds to that tree: 1 for a
+	// create, the moved subtree for a move from another tree, 0 for a move
+	// within one. Both are counted only up to just past MaxTreeSize.
+	NewTreeSize, TreeGrowth int
 }
 
 // Quotas keep one user from growing the data every other user's answers
 // are computed over without bound (--max-companies-per-user,
-// --max-children). Zero fields are no bound.
+// --max-children, --max-tree-size). Zero fields are no bound.
 type Quotas struct {
 	// MaxOwned bounds the companies a user may own directly for a create to
 	// be allowed.
 	MaxOwned int
 	// MaxChildren bounds the children of one company.
 	MaxChildren int
+	// MaxTreeSize bounds the companies of one tree, its root included.
+	MaxTreeSize int
 }
 
 // quotaError refuses what the quotas do not allow; a 409 whose words say
@@ -184,6 +191,8 @@ func (c CompanyChange) quotaError() error {
 		return fmt.Errorf("%w: quota: you own %d companies; a user may create companies while owning fewer than %d", ErrConflict, c.ActorOwns, c.Quotas.MaxOwned)
 	case c.NewParent != "" && c.Quotas.MaxChildren > 0 && c.NewParentChildren >= c.Quotas.MaxChildren:
 		return fmt.Errorf("%w: quota: the parent has %d companies below it directly, the most one company may have", ErrConflict, c.NewParentChildren)
+	case c.NewParent != "" && c.Quotas.MaxTreeSize > 0 && c.TreeGrowth > 0 && c.NewTreeSize+c.TreeGrowth > c.Quotas.MaxTreeSize:
+		return fmt.Errorf("%w: quota: the parent's company tree would grow past %d companies, the most one tree may hold", ErrConflict, c.Quotas.MaxTreeSize)
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestQuotas(t *testing.T) {
-	q := authz.Quotas{MaxOwned: 3, MaxChildren: 2}
+	q := authz.Quotas{MaxOwned: 3, MaxChildren: 2, MaxTreeSize: 10}
 	tests := []struct {
 		name   string
 		change authz.CompanyChange
@@ -24,6 +24,13 @@ func TestQuotas(t *testing.T) {
 			ActorParentRole: authz.RoleOwner, ActorCurrentParentRole: authz.RoleOwner, Quotas: q, NewParentChildren: 2}, "below it directly"},
 		{"a move does not count what one owns", authz.CompanyChange{Move: true, NewParent: "p", HasParent: true, ActorRole: authz.RoleOwner,
 			ActorParentRole: authz.RoleOwner, ActorCurrentParentRole: authz.RoleOwner, Quotas: q, ActorOwns: 99, NewParentChildren: 1}, ""},
+		{"a child into a tree with room for one", authz.CompanyChange{Create: true, NewParent: "p", ActorParentRole: authz.RoleAdmin, Quotas: q, NewTreeSize: 9, TreeGrowth: 1}, ""},
+		{"a child into a full tree", authz.CompanyChange{Create: true, NewParent: "p", ActorParentRole: authz.RoleAdmin, Quotas: q, NewTreeSize: 10, TreeGrowth: 1}, "tree would grow past 10"},
+		{"a subtree too big for the tree it moves to", authz.CompanyChange{Move: true, NewParent: "p", HasParent: true, ActorRole: authz.RoleOwner,
+			ActorParentRole: authz.RoleOwner, ActorCurrentParentRole: authz.RoleOwner, Quotas: q, NewTreeSize: 5, TreeGrowth: 6}, "tree would grow past 10"},
+		{"a move within a full tree", authz.CompanyChange{Move: true, NewParent: "p", HasParent: true, ActorRole: authz.RoleOwner,
+			ActorParentRole: authz.RoleOwner, ActorCurrentParentRole: authz.RoleOwner, Quotas: q, NewTreeSize: 10, TreeGrowth: 0}, ""},
+		{"a full tree and no tree bound", authz.CompanyChange{Create: true, NewParent: "p", ActorParentRole: authz.RoleAdmin, NewTreeSize: 1 << 20, TreeGrowth: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,7 +40,7 @@ func TestQuotas(t *testing.T) {
 				t.Errorf("refused: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("err = %v, want one saying %q", err, tt.want)
-			case tt.want != "" && strings.HasPrefix(tt.want, "you own") && !errors.Is(err, authz.ErrConflict):
+			case tt.want != "" && !strings.HasPrefix(tt.want, "needs") && !errors.Is(err, authz.ErrConflict):
 				t.Errorf("a quota refusal %v is not a conflict", err)
 			}
 		})

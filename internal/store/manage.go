@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -66,6 +67,22 @@ const maxAttempts = 4
 
 // chain is a company and its ancestors, the company first.
 type chain []authz.Company
+
+// company is the chain's own company ("" for an empty chain).
+func (c chain) company() string {
+	if len(c) == 0 {
+		return ""
+	}
+	return c[0].ID
+}
+
+// root is the topmost company of the chain ("" for an empty chain).
+func (c chain) root() string {
+	if len(c) == 0 {
+		return ""
+	}
+	return c[len(c)-1].ID
+}
 
 func (c chain) ids() []string {
 	ids := make([]string, len(c))
@@ -486,7 +503,11 @@ func (s *Store) CreateCompany(ctx context.Context, actor authz.Actor, c authz.Co
 		if c.ParentID != "" {
 			d.reason = "actor holds " + string(change.ActorParentRole) + " on the parent"
 		}
-		if err := s.quotaFacts(ctx, tx, locked, actor.ID, "", &change); err != nil {
+		var parent chain
+		if c.ParentID != "" {
+			parent = home
+		}
+		if err := s.quotaFacts(ctx, tx, locked, actor.ID, nil, parent, &change); err != nil {
 			return err
 		}
 		if err := authz.DecideCompanyChange(change); err != nil {
@@ -560,12 +581,13 @@ func (s *Store) UpdateCompany(ctx context.Context, actor authz.Actor, id string,
 		d.reason = "actor holds " + string(change.ActorRole)
 		if change.Move {
 			change.NewParent = *u.ParentID
-			if err := s.moveFacts(ctx, tx, locked, d, actor, ch, &change); err != nil {
+			parent, err := s.moveFacts(ctx, tx, locked, d, actor, ch, &change)
+			if err != nil {
 				return err
 			}
 			d.reason += " on the company, " + string(change.ActorCurrentParentRole) + " on the current parent and " +
 				string(change.ActorParentRole) + " on the new parent"
-			if err := s.quotaFacts(ctx, tx, locked, actor.ID, id, &change); err != nil {
+			if err := s.quotaFacts(ctx, tx, locked, actor.ID, ch, parent, &change); err != nil {
 				return err
 			}
 		}
@@ -598,27 +620,41 @@ func (s *Store) UpdateCompany(ctx context.Context, actor authz.Actor, id string,
 	return updated, token, nil
 }
 
-// quotaFacts fills in what the quotas need of a create, or of a move of
-// company ("" for a create): how many companies the actor owns directly,
-// and how many children the new parent has besides the company. In the
-// locked pass the counts hold until commit: creations by one user, and
-// new children of one parent, take turns on transaction-scoped advisory
-// locks, so concurrent requests cannot each see room for one more.
-func (s *Store) quotaFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, company string, change *authz.CompanyChange) error {
+// quotaFacts fills in what the quotas need of a create (moved is nil) or
+// of a move of the chain moved under the chain parent (nil: to the root):
+// how many companies the actor owns directly, how many children the new
+// parent has besides the company, and how big the parent's tree is and
+// grows. In the locked pass the counts hold until commit: creations by one
+// user, new children of one parent, and changes to one tree take turns on
+// transaction-scoped advisory locks, so concurrent requests cannot each
+// see room for one more.
+func (s *Store) quotaFacts(ctx context.Context, tx pgx.Tx, locked bool, actor string, moved, parent chain, change *authz.CompanyChange) error {
 	change.Quotas = s.quotas
 	owned := change.Create && s.quotas.MaxOwned > 0
 	children := change.NewParent != "" && s.quotas.MaxChildren > 0
+	tree := change.NewParent != "" && s.quotas.MaxTreeSize > 0 && len(parent) > 0
+	// A move between trees changes both: the subtree's size is read under
+	// its old tree's lock, the destination's under its own.
+	across := tree && len(moved) > 0 && moved.root() != parent.root()
 	if locked {
-		for _, key := range []struct {
-			on   bool
-			name string
-		}{{owned, "tenantgate.owned:" + actor}, {children, "tenantgate.children:" + change.NewParent}} {
-			if !key.on {
-				continue
-			}
-			if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1, 0))`, key.name); err != nil {
-				return fmt.Errorf("quota lock: %w", translate(err))
-			}
+		keys := quotaLocks{}
+		keys.add(owned, "tenantgate.owned:"+actor)
+		keys.add(children, "tenantgate.children:"+change.NewParent)
+		trees := []string{}
+		if tree {
+			trees = append(trees, parent.root())
+		}
+		if across {
+			trees = append(trees, moved.root())
+		}
+		// In one order, so two moves in opposite directions cannot wait for
+		// each other.
+		slices.Sort(trees)
+		for _, root := range trees {
+			keys.add(true, "tenantgate.tree:"+root)
+		}
+		if err := keys.take(ctx, tx); err != nil {
+			return err
 		}
 	}
 	if owned {
@@ -630,42 +666,89 @@ func (s *Store) quotaFacts(ctx context.Context, tx pgx.Tx, locked bool, actor, c
 	}
 	if children {
 		err := tx.QueryRow(ctx, `select count(*) from companies where parent_id = $1 and id <> $2`,
-			change.NewParent, company).Scan(&change.NewParentChildren)
+			change.NewParent, moved.company()).Scan(&change.NewParentChildren)
 		if err != nil {
 			return fmt.Errorf("count children: %w", translate(err))
+		}
+	}
+	if !tree {
+		return nil
+	}
+	var err error
+	if change.NewTreeSize, err = countTree(ctx, tx, parent.root(), s.quotas.MaxTreeSize+1); err != nil {
+		return err
+	}
+	switch {
+	case len(moved) == 0:
+		change.TreeGrowth = 1
+	case across:
+		change.TreeGrowth, err = countTree(ctx, tx, moved.company(), s.quotas.MaxTreeSize+1)
+	}
+	return err
+}
+
+// quotaLocks are the advisory locks a quota's count holds until commit, in
+// the order they are taken.
+type quotaLocks []string
+
+func (q *quotaLocks) add(on bool, key string) {
+	if on {
+		*q = append(*q, key)
+	}
+}
+
+func (q quotaLocks) take(ctx context.Context, tx pgx.Tx) error {
+	for _, key := range q {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
+			return fmt.Errorf("quota lock: %w", translate(err))
 		}
 	}
 	return nil
 }
 
+// countTree counts root and the companies below it, up to limit: the
+// recursion stops once limit rows are read, so a bound checked against a
+// huge tree costs no more than the bound.
+func countTree(ctx context.Context, tx pgx.Tx, root string, limit int) (int, error) {
+	var n int
+	err := tx.QueryRow(ctx, `with recursive tree(id) as (
+			select $1::text
+			union all
+			select c.id from companies c join tree on c.parent_id = tree.id
+		)
+		select count(*) from (select 1 from tree limit $2) bounded`, root, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count tree of %q: %w", root, translate(err))
+	}
+	return n, nil
+}
+
 // moveFacts fills in the actor's role on the company's current parent
 // (ch is the company's chain, read under lock), and its role on the new
 // parent or, for a move to the root, whether the company has an active
-// owner of its own.
-func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, d *decision, actor authz.Actor, ch chain, change *authz.CompanyChange) error {
+// owner of its own. It returns the new parent's chain, nil for the root.
+func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, d *decision, actor authz.Actor, ch chain, change *authz.CompanyChange) (parent chain, err error) {
 	if len(ch) == 0 {
-		return nil // unknown: refused for want of read, like any stranger
+		return nil, nil // unknown: refused for want of read, like any stranger
 	}
 	if len(ch) > 1 {
 		change.HasParent = true
-		var err error
 		// The actor's memberships on the parent's chain are locked
 		// already: UpdateCompany read its role on the whole chain.
 		if change.ActorCurrentParentRole, err = d.role(ctx, tx, actor, ch[1:], lockNone); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if change.NewParent == "" {
 		owners, err := countOwners(ctx, tx, ch[0].ID, "", when(locked, lockShare))
 		change.HasActiveOwner = owners > 0
-		return err
+		return nil, err
 	}
-	parent, err := lockChain(ctx, tx, change.NewParent, when(locked, lockShare))
-	if err != nil {
-		return err
+	if parent, err = lockChain(ctx, tx, change.NewParent, when(locked, lockShare)); err != nil {
+		return nil, err
 	}
 	change.ActorParentRole, err = d.role(ctx, tx, actor, parent, when(locked, lockShare))
-	return err
+	return parent, err
 }
 
 // readAs runs fn in a read-only transaction once actor is found to hold

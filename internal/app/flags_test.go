@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +74,27 @@ func TestEveryFlagHasAnEnvVariable(t *testing.T) {
 	if n < 15 {
 		t.Errorf("only %d flags bound", n)
 	}
+}
+
+// TestEveryFlagIsInTheREADME keeps the README's flag table whole: an
+// operator reads it, not the source. The bench's own flags are listed by
+// `tenantgate bench --help` and docs/benchmarks.md instead.
+func TestEveryFlagIsInTheREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if strings.HasPrefix(f.Name, "bench-") {
+			return
+		}
+		if !bytes.Contains(readme, []byte("`--"+f.Name+"`")) {
+			t.Errorf("flag --%s is not in the README's flag table", f.Name)
+		}
+	})
 }
 
 func TestBadEnvValueIsAnError(t *testing.T) {

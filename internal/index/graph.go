@@ -311,6 +311,11 @@ func (g *Graph) CheckBulk(reqs []authz.CheckRequest) ([]bool, error) {
 // whose IDs sort after cursor, and the cursor of the next page ("" after
 // the last): the union of the subtrees under every company where a role of
 // user grants p.
+//
+// A page walks every company the user reaches, but keeps only the limit+1
+// smallest IDs after cursor (one more tells whether a page follows): a user
+// who reads a huge tree costs each page time in the tree's size, and memory
+// in the page's size and a bit per company, never a copy of the tree.
 func (g *Graph) Lookup(user string, p authz.Permission, cursor string, limit int) ([]string, string, error) {
 	want := granting[p]
 	if want == 0 {
@@ -321,24 +326,78 @@ func (g *Graph) Lookup(user string, p authz.Permission, cursor string, limit int
 		return nil, "", nil
 	}
 	seen := make([]uint64, (len(g.companies)+63)/64)
-	var ids []string
+	// More than every company cannot be listed; the bound also keeps
+	// limit+1 from overflowing.
+	page := smallest{n: min(limit, len(g.companies)) + 1}
 	for _, gr := range g.grants[u] {
 		if gr.roles&want == 0 {
 			continue
 		}
 		if err := g.descend(gr.company, 0, seen, func(c int32) {
 			if id := g.companies[c]; id > cursor {
-				ids = append(ids, id)
+				page.offer(id)
 			}
 		}); err != nil {
 			return nil, "", err
 		}
 	}
-	slices.Sort(ids)
+	ids := page.sorted()
 	if len(ids) > limit {
 		return ids[:limit], ids[limit-1], nil
 	}
 	return ids, "", nil
+}
+
+// smallest keeps the n smallest of the IDs offered to it, each offered
+// once, in a max-heap: the largest kept is the one a smaller ID replaces.
+type smallest struct {
+	n    int
+	heap []string
+}
+
+func (s *smallest) offer(id string) {
+	switch {
+	case len(s.heap) < s.n:
+		s.heap = append(s.heap, id)
+		s.up(len(s.heap) - 1)
+	case id < s.heap[0]:
+		s.heap[0] = id
+		s.down(0)
+	}
+}
+
+// up moves the ID at i towards the root while it is larger than its parent.
+func (s *smallest) up(i int) {
+	h := s.heap
+	for i > 0 && h[(i-1)/2] < h[i] {
+		h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+		i = (i - 1) / 2
+	}
+}
+
+// down moves the ID at i towards the leaves while a child is larger.
+func (s *smallest) down(i int) {
+	h := s.heap
+	for {
+		largest, left, right := i, 2*i+1, 2*i+2
+		if left < len(h) && h[left] > h[largest] {
+			largest = left
+		}
+		if right < len(h) && h[right] > h[largest] {
+			largest = right
+		}
+		if largest == i {
+			return
+		}
+		h[i], h[largest] = h[largest], h[i]
+		i = largest
+	}
+}
+
+// sorted is the IDs kept, in order.
+func (s *smallest) sorted() []string {
+	slices.Sort(s.heap)
+	return s.heap
 }
 
 // descend calls found once for company and each descendant not yet seen,

@@ -59,7 +59,7 @@ func (c *Client) Check(ctx context.Context, q Check) (Decision, error) {
 	body := checkBody{Permission: q.Permission, Company: q.Company, ConsistencyToken: q.ConsistencyToken,
 		Subject: optional(q.Subject), Explain: q.Explain}
 	var ans checkAnswer
-	if _, err := c.do(ctx, call{op: "check", method: http.MethodPost, path: "/v1/check", body: body}, &ans); err != nil {
+	if _, err := c.do(ctx, call{op: "check", method: http.MethodPost, path: "/v1/check", body: body, read: true}, &ans); err != nil {
 		return Decision{}, err
 	}
 	// A 200 without "allowed" is not an answer, and certainly no allow.
@@ -141,7 +141,7 @@ func (c *Client) CheckBulk(ctx context.Context, q BulkCheck) (BulkDecision, erro
 		body.Checks = []CheckItem{} // the gateway's 400 says what is wrong; null would say less
 	}
 	var ans bulkAnswer
-	if _, err := c.do(ctx, call{op: "check bulk", method: http.MethodPost, path: "/v1/check/bulk", body: body}, &ans); err != nil {
+	if _, err := c.do(ctx, call{op: "check bulk", method: http.MethodPost, path: "/v1/check/bulk", body: body, read: true}, &ans); err != nil {
 		return BulkDecision{}, err
 	}
 	if err := matchResults(q.Items, ans.Results); err != nil {

@@ -40,6 +40,8 @@ type Client struct {
 	// token of a client made by As.
 	bearer  string
 	service bool
+	// retry retries reads; nil: no call is retried.
+	retry *retrier
 }
 
 // Option configures a Client made by New.
@@ -62,8 +64,9 @@ func WithServiceToken(token string) Option {
 	return func(c *Client) { c.bearer, c.service = token, true }
 }
 
-// WithTimeout bounds each call, on top of the deadline of its context;
-// zero leaves only the context's. The default is DefaultTimeout.
+// WithTimeout bounds each call, its retries included, on top of the
+// deadline of its context; zero leaves only the context's. The default is
+// DefaultTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(c *Client) { c.timeout = d }
 }
@@ -91,6 +94,11 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	if c.timeout < 0 {
 		return nil, fmt.Errorf("tenantgate: new client: negative timeout %v", c.timeout)
+	}
+	if c.retry != nil {
+		if err := c.retry.policy.validate(); err != nil {
+			return nil, fmt.Errorf("tenantgate: new client: %w", err)
+		}
 	}
 	if c.service {
 		if err := validToken(c.bearer); err != nil {
@@ -141,10 +149,17 @@ type call struct {
 	// the GET routes take it.
 	consistency string
 	body        any // encoded as JSON; nil sends none
+	// read marks a POST that changes nothing (the checks), which may be
+	// retried like a GET.
+	read bool
 }
 
+// idempotent reports a call that changes nothing, whatever its answer.
+func (cl call) idempotent() bool { return cl.method == http.MethodGet || cl.read }
+
 // do sends cl and decodes a 2xx answer into out (nil: the answer has no
-// body). It returns the answer's header, where a 204 carries its token.
+// body), retrying a read as the client's policy allows. It returns the
+// answer's header, where a 204 carries its token.
 func (c *Client) do(ctx context.Context, cl call, out any) (http.Header, error) {
 	if err := validToken(c.bearer); err != nil {
 		if c.bearer == "" {
@@ -157,6 +172,23 @@ func (c *Client) do(ctx context.Context, cl call, out any) (http.Header, error) 
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	if c.retry == nil || !cl.idempotent() {
+		return c.once(ctx, cl, out)
+	}
+	c.retry.budget.deposit(time.Now())
+	for attempt := 1; ; attempt++ {
+		h, err := c.once(ctx, cl, out)
+		wait, again := c.retry.next(ctx, attempt, err)
+		// A context that ends during the wait ends the call with the
+		// answer it had.
+		if !again || !sleep(ctx, wait) {
+			return h, err
+		}
+	}
+}
+
+// once sends cl one time.
+func (c *Client) once(ctx context.Context, cl call, out any) (http.Header, error) {
 	req, err := c.newRequest(ctx, cl)
 	if err != nil {
 		return nil, fmt.Errorf("tenantgate: %s: %w", cl.op, err)

@@ -16,6 +16,11 @@
 // Writes of the management API answer with a consistency token; a read
 // given that token (ConsistencyToken in its request) reflects the write.
 //
+// WithRetries makes the reads retry a 503 or 429 after its Retry-After,
+// within a budget shared by the clients derived from one New, so that
+// retries add at most a tenth to the load of a gateway that refuses;
+// writes and other answers are never retried (RetryPolicy).
+//
 // Require is a net/http middleware that answers 400, 401, 403 and 503
 // itself and hands the allowed requests on with their Decision in the
 // context (DecisionFrom).

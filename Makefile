@@ -59,3 +59,13 @@ bench-gateway: build
 soak:
 	TENANTGATE_CRASH_CHANGES=200000 TENANTGATE_CRASH_KILLS=200 \
 		$(GO) test -v -count=1 -run '^TestCrashSafeSync$$' -timeout 2h ./internal/app/
+
+# Issue 15's overload run (docs/benchmarks.md, "Overload"): measures the
+# capacity of `tenantgate serve` on loopback, then drives two and five
+# times it for a minute each, index off and on, and prints the table.
+# `make test` runs the same test at twice the capacity for 5 s. About
+# 10 minutes on 2 cores.
+.PHONY: overload
+overload:
+	TENANTGATE_OVERLOAD_FACTORS=2,5 TENANTGATE_OVERLOAD_SECONDS=60 TENANTGATE_OVERLOAD_STEP_SECONDS=5 \
+		$(GO) test -v -count=1 -run '^TestOverload$$' -timeout 60m ./internal/loadbench/

@@ -45,7 +45,9 @@ type Config struct {
 	IndexVerifyFraction float64       `flag:"index-verify-fraction" usage:"serve: fraction (0 to 1) of index answers re-asked of SpiceDB at the same revision in the background; mismatches are counted in tenantgate_index_verifications_total and logged"`
 
 	HTTPAddr    string `flag:"http-addr" usage:"address the REST gateway listens on"`
-	MetricsAddr string `flag:"metrics-addr" usage:"sync only: address serving /metrics, /healthz and /readyz"`
+	MetricsAddr string `flag:"metrics-addr" usage:"address serving /metrics, /healthz and /readyz apart from the API. sync: empty means :9090; serve: empty serves /metrics on --http-addr, an address serves it there only"`
+
+	OTLPEndpoint string `flag:"otlp-endpoint" usage:"serve: base URL of an OpenTelemetry OTLP/HTTP receiver (http://collector:4318) that traces are sent to; empty falls back to OTEL_EXPORTER_OTLP_ENDPOINT, and without either nothing is traced"`
 
 	JWKSURL             string   `flag:"jwks-url" usage:"URL of the JSON Web Key Set that signs user tokens"`
 	JWKSFile            string   `flag:"jwks-file" usage:"file holding the JSON Web Key Set (instead of --jwks-url)"`
@@ -124,7 +126,6 @@ func Default() Config {
 		MaxInFlight:            1024,
 		GatewayURL:             "http://localhost:8080",
 		Output:                 "text",
-		MetricsAddr:            ":9090",
 		SubjectClaim:           "sub",
 		LogLevel:               "info",
 		LogFormat:              "text",
@@ -276,6 +277,9 @@ func (c Config) validateOperatorInputs() []error {
 			errs = append(errs, fmt.Errorf("--spicedb-endpoint %q: %w", c.SpiceDBEndpoint, err))
 		}
 	}
+	if err := c.tracingConfig().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--otlp-endpoint %q: %w", c.OTLPEndpoint, err))
+	}
 	return errs
 }
 
@@ -344,6 +348,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("index_wait", c.IndexWait),
 		slog.Float64("index_verify_fraction", c.IndexVerifyFraction),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("otlp_endpoint", redactURL(c.OTLPEndpoint)),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwks_file", c.JWKSFile),
 		slog.String("issuer", c.Issuer),

@@ -7,14 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
@@ -37,17 +34,13 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// remoteTopology is the production shape of the sync: a real `spicedb serve`
-// on a Postgres datastore and `tenantgate sync` processes, on a PostgreSQL
-// cluster of the test's own (so it can be restarted).
+// remoteTopology is the production shape of the sync (testutil.Topology)
+// on a PostgreSQL cluster of the test's own, which holds SpiceDB's
+// datastore too, so it can be restarted.
 type remoteTopology struct {
-	t       *testing.T
-	pg      *devenv.Postgres
-	appURL  string
-	db      *pgxpool.Pool
-	spicedb *testutil.SpiceDB
-	bin     string
-	logDir  string
+	*testutil.Topology
+	t  *testing.T
+	pg *devenv.Postgres
 }
 
 func startRemoteTopology(t *testing.T, ctx context.Context, seedSQL string) *remoteTopology {
@@ -58,74 +51,35 @@ func startRemoteTopology(t *testing.T, ctx context.Context, seedSQL string) *rem
 			t.Fatal(err)
 		}
 	}
-	appURL := pg.URL("app")
-	if err := store.Migrate(ctx, appURL, nil); err != nil {
+	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
 		t.Fatal(err)
 	}
-	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: pg.URL("spicedb")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
-	bin, err := testutil.BuildTenantgate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := pgxpool.New(ctx, appURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if _, err := db.Exec(ctx, seedSQL); err != nil {
-		t.Fatal(err)
-	}
-	return &remoteTopology{t: t, pg: pg, appURL: appURL, db: db, spicedb: sdb, bin: bin, logDir: t.TempDir()}
+	topo := testutil.StartTopology(t, testutil.TopologyOptions{AppURL: pg.URL("app"), SpiceDBDatastoreURL: pg.URL("spicedb"), Seed: seedSQL})
+	return &remoteTopology{Topology: topo, t: t, pg: pg}
 }
 
 // startSync starts a `tenantgate sync` process serving /readyz on
 // metricsAddr; it is stopped when the test ends.
 func (r *remoteTopology) startSync(name, metricsAddr string) *testutil.Process {
 	r.t.Helper()
-	p, err := testutil.StartProcess(testutil.ProcessOptions{
-		Path: r.bin,
-		Args: []string{"sync", "--database-url", r.appURL, "--spicedb-endpoint", r.spicedb.Endpoint(),
-			"--spicedb-token", r.spicedb.Token(), "--spicedb-insecure", "--metrics-addr", metricsAddr, "--log-format", "json"},
-		LogFile: filepath.Join(r.logDir, name+".log"),
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	return p
+	return testutil.StartTenantgate(r.t, name, append([]string{"sync", "--metrics-addr", metricsAddr, "--log-format", "json"}, r.RemoteFlags()...)...)
 }
 
-// converged waits until SpiceDB holds exactly what Postgres derives.
-func (r *remoteTopology) converged(ctx context.Context, bound time.Duration, logs func() string) int {
+// converged waits until SpiceDB holds exactly what Postgres derives; logs
+// tells what the sync was doing when it does not.
+func (r *remoteTopology) converged(bound time.Duration, logs func() string) int {
 	r.t.Helper()
-	client, err := spicedb.Dial(spicedb.RemoteConfig{Endpoint: r.spicedb.Endpoint(), Token: r.spicedb.Token(), Insecure: true})
+	client, err := spicedb.Dial(spicedb.RemoteConfig{Endpoint: r.SpiceDB.Endpoint(), Token: r.SpiceDB.Token(), Insecure: true})
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer client.Close()
-	want, err := testutil.ExpectedRelationships(ctx, r.db)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var last string
-	for deadline := time.Now().Add(bound); ; {
-		got, err := testutil.ActualRelationships(ctx, client)
-		if err == nil {
-			if last = testutil.DiffRelationships(want, got); last == "" {
-				return len(want)
-			}
-		} else {
-			last = err.Error()
+	defer func() {
+		if r.t.Failed() {
+			r.t.Logf("sync log tail:\n%s", logs())
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("SpiceDB did not converge to Postgres within %v: %s\nsync log tail:\n%s", bound, last, logs())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	}()
+	return testutil.AwaitConverged(r.t, bound, r.DB, client)
 }
 
 // TestCrashSafeSync runs `tenantgate sync` as a process against a real
@@ -142,7 +96,7 @@ func TestCrashSafeSync(t *testing.T) {
 
 	m, seed := randomData(rng)
 	topo := startRemoteTopology(t, ctx, seed)
-	db, pg, sdb := topo.db, topo.pg, topo.spicedb
+	db, pg, sdb := topo.DB, topo.pg, topo.SpiceDB
 	startSync := func() *testutil.Process { return topo.startSync("sync", "127.0.0.1:0") }
 	syncProc := startSync()
 	// A gateway lives through all of it, its permission index following
@@ -205,7 +159,7 @@ func TestCrashSafeSync(t *testing.T) {
 	}
 
 	started := time.Now()
-	n := topo.converged(ctx, 3*time.Minute, syncProc.Output)
+	n := topo.converged(3*time.Minute, syncProc.Output)
 	t.Logf("%d changes, %d kills: SpiceDB equals Postgres (%d relationships) %v after the last kill",
 		changes, kills, n, time.Since(started).Round(time.Millisecond))
 	gw.compareThroughIndex(t, m)
@@ -215,18 +169,9 @@ func TestCrashSafeSync(t *testing.T) {
 // SpiceDB, with every index answer verified; its stack speaks to it.
 func (r *remoteTopology) startGateway() *stack {
 	r.t.Helper()
-	s, jwksFile := newStack(r.t, r.appURL, nil)
+	s, jwksFile := newStack(r.t, r.AppURL, nil)
 	addr := freeAddr(r.t)
-	p, err := testutil.StartProcess(testutil.ProcessOptions{
-		Path: r.bin,
-		Args: s.serveArgs(addr, jwksFile, "--database-url", r.appURL, "--spicedb-endpoint", r.spicedb.Endpoint(),
-			"--spicedb-token", r.spicedb.Token(), "--spicedb-insecure"),
-		LogFile: filepath.Join(r.logDir, "serve.log"),
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	testutil.StartTenantgate(r.t, "serve", s.serveArgs(addr, jwksFile, r.RemoteFlags()...)...)
 	s.baseURLs = []string{"http://" + addr}
 	r.t.Cleanup(s.checkIndexAgreed)
 	return s
@@ -267,30 +212,22 @@ func TestCrashSafeEmbeddedGateway(t *testing.T) {
 	topo := startRemoteTopology(t, ctx, seed)
 	// The remote SpiceDB of the topology is not used: this gateway runs
 	// its own on the topology's spicedb database.
-	if err := topo.spicedb.Close(ctx); err != nil {
+	if err := topo.SpiceDB.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, jwksFile := newStack(t, topo.appURL, nil)
+	s, jwksFile := newStack(t, topo.AppURL, nil)
 	addr := freeAddr(t)
 	s.baseURLs = []string{"http://" + addr}
 	start := func(n int) *testutil.Process {
-		p, err := testutil.StartProcess(testutil.ProcessOptions{
-			Path:    topo.bin,
-			Args:    s.serveArgs(addr, jwksFile, "--database-url", topo.appURL, "--spicedb-datastore-url", topo.pg.URL("spicedb")),
-			LogFile: filepath.Join(topo.logDir, fmt.Sprintf("serve-%d.log", n)),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Stop(context.Background()) })
-		return p
+		return testutil.StartTenantgate(t, fmt.Sprintf("serve-%d", n),
+			s.serveArgs(addr, jwksFile, "--database-url", topo.AppURL, "--spicedb-datastore-url", topo.pg.URL("spicedb"))...)
 	}
 	gw := start(0)
 
 	workloadDone := make(chan error, 1)
 	go func() {
 		for i := range changes {
-			if _, err := topo.db.Exec(ctx, randomUpdate(rng, m)); err != nil {
+			if _, err := topo.DB.Exec(ctx, randomUpdate(rng, m)); err != nil {
 				workloadDone <- fmt.Errorf("change %d: %w", i, err)
 				return
 			}
@@ -331,16 +268,16 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	topo := startRemoteTopology(t, ctx, seed)
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := topo.startSync("a", addrA)
-	waitStatus(t, addrA, http.StatusOK, time.Minute)
+	testutil.AwaitReadyz(t, addrA, http.StatusOK, time.Minute)
 	b := topo.startSync("b", addrB)
-	waitStatus(t, addrB, http.StatusServiceUnavailable, time.Minute)
+	testutil.AwaitReadyz(t, addrB, http.StatusServiceUnavailable, time.Minute)
 	for range 200 {
-		if _, err := topo.db.Exec(ctx, randomUpdate(rng, m)); err != nil {
+		if _, err := topo.DB.Exec(ctx, randomUpdate(rng, m)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	topo.converged(ctx, time.Minute, a.Output)
-	if code := status(addrB); code != http.StatusServiceUnavailable {
+	topo.converged(time.Minute, a.Output)
+	if code := testutil.Readyz(addrB); code != http.StatusServiceUnavailable {
 		t.Fatalf("standby /readyz = %d while the first sync is active; two active syncs on one slot", code)
 	}
 
@@ -349,13 +286,13 @@ func TestStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	}
 	killed := time.Now()
 	for range 200 {
-		if _, err := topo.db.Exec(ctx, randomUpdate(rng, m)); err != nil {
+		if _, err := topo.DB.Exec(ctx, randomUpdate(rng, m)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitStatus(t, addrB, http.StatusOK, time.Minute)
+	testutil.AwaitReadyz(t, addrB, http.StatusOK, time.Minute)
 	t.Logf("standby ready %v after the active sync was killed", time.Since(killed).Round(time.Millisecond))
-	topo.converged(ctx, time.Minute, b.Output)
+	topo.converged(time.Minute, b.Output)
 }
 
 func freeAddr(t *testing.T) string {
@@ -366,23 +303,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func status(addr string) int {
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/readyz")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-func waitStatus(t *testing.T, addr string, want int, bound time.Duration) {
-	t.Helper()
-	testutil.Eventually(t, bound, func() error {
-		if got := status(addr); got != want {
-			return fmt.Errorf("%s/readyz = %d, want %d", addr, got, want)
-		}
-		return nil
-	})
 }

@@ -47,7 +47,7 @@ func TestServeAndSyncLeaveNoGoroutine(t *testing.T) {
 			go func() {
 				done <- app.Sync(runCtx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			}()
-			waitStatus(t, cfg.MetricsAddr, 200, time.Minute)
+			testutil.AwaitReadyz(t, cfg.MetricsAddr, 200, time.Minute)
 			stop()
 			if err := <-done; err != nil {
 				t.Fatalf("sync returned %v", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/routes"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
+	"github.com/tenantgate/tenantgate/internal/telemetry"
 )
 
 // The store's change clock is what the staleness bound samples; SpiceDB
@@ -39,6 +40,9 @@ var (
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
 // runs the sync in-process and is ready once the initial snapshot is in.
 func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	// Every line logged with a request's context carries its request ID,
+	// and its trace ID when traced.
+	logger = telemetry.Logger(logger)
 	for _, check := range []func() error{cfg.Validate, cfg.requireDatabase, cfg.requireIdentity} {
 		if err := check(); err != nil {
 			return err
@@ -55,7 +59,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
 		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
 		RateLimitUser: cfg.RateLimitUser, RateLimitService: cfg.RateLimitService, RateLimitAddress: cfg.RateLimitAddress,
-		MaxInFlight: cfg.MaxInFlight,
+		MaxInFlight: cfg.MaxInFlight, MetricsApart: cfg.MetricsAddr != "",
 	}
 	if err := gwCfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
@@ -69,7 +73,12 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		forward = table
 	}
 
-	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	tracing, stopTracing, err := startTracing(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger, store.WithTracerProvider(tracing.TracerProvider()))
 	if err != nil {
 		return err
 	}
@@ -99,11 +108,13 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Name: "tenantgate_gateway_floor_lsn",
 		Help: "WAL position of the application database that every read of this gateway reflects at least; far behind pg_current_wal_lsn() means the sync, or this gateway's view of it, lags, and reads without a consistency token may be that old.",
 	}, func() float64 { return float64(floorLSN()) }))
-	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFloor(floor))
+	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFloor(floor),
+		spicedb.WithTracing(tracing.TracerProvider(), telemetry.Propagator()))
 	if err != nil {
 		return err
 	}
 	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
+	reg.MustRegister(sdb)
 
 	var ready func() bool
 	// Reads carrying a write's WAL position wait for the sync to apply it.
@@ -141,6 +152,14 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			follower.Follow(ctx, cfg.SyncPollInterval, logger)
 		})
 	}
+	// Ready also means SpiceDB and Postgres answer now: a gateway that
+	// cannot reach them answers 503, and must leave the load balancer.
+	health, err := newDependencyHealth(reg, logger, spiceDBProbe(sdb), postgresProbe(st.Ping))
+	if err != nil {
+		return err
+	}
+	ready = health.readyWith(ready)
+	loops = append(loops, health.Run)
 
 	verifier, err := identity.New(ctx, cfg.identityConfig(logger))
 	if err != nil {
@@ -173,11 +192,12 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
 		Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
+		TracerProvider: tracing.TracerProvider(), Propagator: telemetry.Propagator(),
 	})
 	if err != nil {
 		return err
 	}
-	// The server and every loop share one lifetime: when ctx ends or the
+	// The servers and every loop share one lifetime: when ctx ends or a
 	// server fails, all of them stop, and Serve returns (closing what they
 	// used) only once all have.
 	group, gctx := errgroup.WithContext(ctx)
@@ -187,6 +207,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	group.Go(func() error {
 		return serveHTTP(gctx, gw.Server(cfg.HTTPAddr), cfg.Listener, cfg.ShutdownTimeout, logger)
 	})
+	if cfg.MetricsAddr != "" {
+		group.Go(func() error {
+			return serveHTTP(gctx, newInternalServer(cfg.MetricsAddr, gw.OpsHandler()), nil, cfg.ShutdownTimeout, logger)
+		})
+	}
 	return group.Wait()
 }
 

@@ -88,7 +88,7 @@ func (p staleProbe) revokeBehindStalledSync(revoke func()) {
 			p.t.Fatalf("after the first 503: status %d, allowed %v; want 503 until the sync is back", code, allowed)
 		}
 	}
-	if code := status(strings.TrimPrefix(p.base, "http://")); code != http.StatusServiceUnavailable {
+	if code := testutil.Readyz(strings.TrimPrefix(p.base, "http://")); code != http.StatusServiceUnavailable {
 		p.t.Errorf("/readyz = %d while stale, want 503", code)
 	}
 	p.gauge(1)
@@ -108,7 +108,7 @@ func (p staleProbe) recovers() {
 			p.t.Fatalf("after recovery: status %d, allowed %v; want the deny", code, allowed)
 		}
 	}
-	if code := status(strings.TrimPrefix(p.base, "http://")); code != http.StatusOK {
+	if code := testutil.Readyz(strings.TrimPrefix(p.base, "http://")); code != http.StatusOK {
 		p.t.Errorf("/readyz = %d after recovery, want 200", code)
 	}
 	p.gauge(0)
@@ -135,7 +135,7 @@ func TestStaleMirrorIsNotAnswered(t *testing.T) {
 	topo := startRemoteTopology(t, ctx, staleSeed)
 	syncAddr := freeAddr(t)
 	syncProc := topo.startSync("sync", syncAddr)
-	waitStatus(t, syncAddr, http.StatusOK, time.Minute)
+	testutil.AwaitReadyz(t, syncAddr, http.StatusOK, time.Minute)
 
 	issuer, err := devenv.GenerateIssuer("https://issuer.test", "tenantgate-test")
 	if err != nil {
@@ -150,16 +150,10 @@ func TestStaleMirrorIsNotAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	serve, err := testutil.StartProcess(testutil.ProcessOptions{Path: topo.bin, LogFile: filepath.Join(topo.logDir, "serve.log"),
-		Args: []string{"serve", "--http-addr", addr, "--database-url", topo.appURL,
-			"--spicedb-endpoint", topo.spicedb.Endpoint(), "--spicedb-token", topo.spicedb.Token(), "--spicedb-insecure",
-			"--jwks-file", jwksFile, "--issuer", issuer.Issuer(), "--audience", issuer.Audience(),
-			"--max-staleness", testStaleness.String(), "--sync-poll-interval", testPoll.String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = serve.Stop(context.Background()) })
-	waitStatus(t, addr, http.StatusOK, time.Minute)
+	testutil.StartTenantgate(t, "serve", append([]string{"serve", "--http-addr", addr,
+		"--jwks-file", jwksFile, "--issuer", issuer.Issuer(), "--audience", issuer.Audience(),
+		"--max-staleness", testStaleness.String(), "--sync-poll-interval", testPoll.String()}, topo.RemoteFlags()...)...)
+	testutil.AwaitReadyz(t, addr, http.StatusOK, time.Minute)
 	eve, err := issuer.Mint("eve", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +173,7 @@ func TestStaleMirrorIsNotAnswered(t *testing.T) {
 	}
 
 	probe.revokeBehindStalledSync(func() {
-		if _, err := topo.db.Exec(ctx, `delete from company_memberships where user_id = 'eve'`); err != nil {
+		if _, err := topo.DB.Exec(ctx, `delete from company_memberships where user_id = 'eve'`); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -16,10 +16,19 @@ import (
 	"github.com/tenantgate/tenantgate/internal/mirror"
 )
 
+// defaultSyncMetricsAddr is where the sync serves /metrics, /healthz and
+// /readyz when --metrics-addr is empty. The flag's own default is empty
+// because serve, which shares it, has its API port for them.
+const defaultSyncMetricsAddr = ":9090"
+
 // Sync runs the membership sync as a job of its own, for a SpiceDB that
 // outlives it: a remote cluster, or embedded SpiceDB on its Postgres
-// datastore. It serves /metrics, /healthz and /readyz on MetricsAddr.
+// datastore. It serves /metrics, /healthz and /readyz on MetricsAddr
+// (defaultSyncMetricsAddr when empty).
 func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if cfg.MetricsAddr == "" {
+		cfg.MetricsAddr = defaultSyncMetricsAddr
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -36,6 +45,7 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(sdb)
 	syncer, err := newSyncer(cfg, true, logger, reg, sdb)
 	if err != nil {
 		return err
@@ -43,8 +53,15 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.Reconcile {
 		return reconcileOnce(ctx, syncer, logger)
 	}
-	srv := newInternalServer(cfg.MetricsAddr, opsHandler(reg, syncer.Ready))
-	// Both run until ctx ends, and Sync returns once both have. The sync
+	// An idle sync would not notice SpiceDB is gone until its next write;
+	// it must not report ready meanwhile. Postgres ending the stream ends
+	// the run, and readiness with it.
+	health, err := newDependencyHealth(reg, logger, spiceDBProbe(sdb))
+	if err != nil {
+		return err
+	}
+	srv := newInternalServer(cfg.MetricsAddr, opsHandler(reg, health.readyWith(syncer.Ready)))
+	// All run until ctx ends, and Sync returns once all have. The sync
 	// goes on without its metrics server, as it always has.
 	var group errgroup.Group
 	group.Go(func() error {
@@ -54,6 +71,7 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return nil
 	})
 	group.Go(func() error { runSync(ctx, syncer, logger); return nil })
+	group.Go(func() error { health.Run(ctx); return nil })
 	return group.Wait()
 }
 
@@ -139,7 +157,7 @@ func opsHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "not ready: initial snapshot not applied", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: not caught up with the stream, or SpiceDB does not answer", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -190,6 +190,35 @@ func (p *Postgres) Restart(ctx context.Context) error {
 	return nil
 }
 
+// Halt stops the server (ending open sessions) and keeps its data, for an
+// outage that lasts until Start; URLs stay valid across both.
+func (p *Postgres) Halt(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return errors.New("halt postgres: already stopped")
+	}
+	if err := p.stopServer(ctx); err != nil {
+		return fmt.Errorf("halt postgres: %w", err)
+	}
+	p.logger.InfoContext(ctx, "postgres halted", slog.Int("port", p.port))
+	return nil
+}
+
+// Start starts a halted server again, on the same port with the same data.
+func (p *Postgres) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return errors.New("start postgres: already stopped")
+	}
+	if err := p.startServer(ctx); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	p.logger.InfoContext(ctx, "postgres started again", slog.Int("port", p.port))
+	return nil
+}
+
 // CreateDatabase creates database name as a copy of template; an empty
 // template means PostgreSQL's default, template1.
 func (p *Postgres) CreateDatabase(ctx context.Context, name, template string) error {

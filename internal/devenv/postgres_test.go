@@ -102,6 +102,26 @@ func TestPostgresLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("Halt refuses connections until Start, which keeps data and port", func(t *testing.T) {
+		ctx := t.Context()
+		pgExec(t, pg.URL("postgres"), "create table halted (v text)", "insert into halted values ('before halt')")
+		if err := pg.Halt(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if conn, err := pgx.Connect(ctx, pg.URL("postgres")); err == nil {
+			conn.Close(ctx)
+			t.Error("connected while halted")
+		}
+		if err := pg.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		pgQueryRow(t, pg.URL("postgres"), "select v from halted", &v)
+		if v != "before halt" {
+			t.Errorf("halted = %q after Start", v)
+		}
+	})
+
 	t.Run("Stop removes the directory", func(t *testing.T) {
 		ctx := t.Context()
 		if err := pg.Stop(ctx); err != nil {
@@ -119,6 +139,9 @@ func TestPostgresLifecycle(t *testing.T) {
 		}
 		if err := pg.Restart(ctx); err == nil {
 			t.Error("Restart after Stop succeeded")
+		}
+		if err := pg.Start(ctx); err == nil {
+			t.Error("Start after Stop succeeded")
 		}
 	})
 }

@@ -53,14 +53,20 @@ type Config struct {
 	// policy decision point; empty takes the URL a request came to, which
 	// behind a proxy is the proxy's view of the gateway, not the client's.
 	ExternalURL string
+	// MetricsApart takes /metrics off Handler: OpsHandler serves it, on
+	// an address of its own, so that the API's port does not show it.
+	MetricsApart bool
 }
+
+// DefaultRequestTimeout is RequestTimeout when none is set: `tenantgate
+// serve` has no flag for it, so it is the deadline of every request served.
+const DefaultRequestTimeout = 10 * time.Second
 
 const (
 	defaultMaxBodyBytes    = 256 << 10
 	defaultMaxBulkChecks   = 1000
 	defaultDefaultPageSize = 100
 	defaultMaxPageSize     = 1000
-	defaultRequestTimeout  = 10 * time.Second
 	defaultConsistencyWait = 5 * time.Second
 
 	// maxBulkChecksLimit is SpiceDB's CheckBulkPermissions item limit; one
@@ -88,7 +94,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPageSize = defaultMaxPageSize
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = defaultRequestTimeout
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.ConsistencyWait == 0 {
 		c.ConsistencyWait = min(defaultConsistencyWait, c.RequestTimeout/2)

@@ -16,8 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/telemetry"
 )
 
 // Authenticator turns a bearer token into the caller's user ID and groups;
@@ -98,6 +101,11 @@ type Deps struct {
 	// Registry receives the gateway's metrics and is what /metrics serves;
 	// nil means a fresh registry.
 	Registry *prometheus.Registry
+	// TracerProvider, when set, makes a span of every API request,
+	// continuing the caller's trace as Propagator reads it; nil traces
+	// nothing.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Gateway serves the HTTP contract of docs/design.md.
@@ -116,6 +124,8 @@ type Gateway struct {
 	// serviceTokenHash is set only when a service token is configured.
 	serviceTokenHash *[sha256.Size]byte
 	handler          http.Handler
+	// scrape serves /metrics, on Handler or on OpsHandler.
+	scrape http.Handler
 
 	// waits turns LSN consistency tokens into ZedTokens (nil: none can
 	// be honoured).
@@ -157,6 +167,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.log = telemetry.Logger(g.log)
 	reg := deps.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -175,7 +186,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		h := sha256.Sum256([]byte(cfg.ServiceToken))
 		g.serviceTokenHash = &h
 	}
-	g.handler = g.routes(reg)
+	g.scrape = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
+	})
+	g.handler = traced(g.routes(), deps.TracerProvider, deps.Propagator)
 	return g, nil
 }
 
@@ -211,8 +225,8 @@ type route struct {
 	handler http.Handler
 }
 
-// routeTable is every route the gateway serves; metrics come from reg.
-func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
+// routeTable is every route the gateway serves.
+func (g *Gateway) routeTable() []route {
 	rs := []route{
 		{"POST /v1/check", g.api(usersAndService, g.handleCheck)},
 		{"POST /v1/check/bulk", g.api(usersAndService, g.handleCheckBulk)},
@@ -220,15 +234,15 @@ func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
 		{"GET /v1/companies/{id}/permissions", g.api(usersOnly, g.handlePermissions)},
 		{"GET /healthz", http.HandlerFunc(handleHealthz)},
 		{"GET /readyz", http.HandlerFunc(g.handleReadyz)},
-		{"GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
-		})},
 		{"GET /openapi.yaml", http.HandlerFunc(handleOpenAPI)},
 		{"POST " + authzenEvaluationPath, g.api(usersAndService, g.handleEvaluation)},
 		{"POST " + authzenEvaluationsPath, g.api(usersAndService, g.handleEvaluations)},
 		{"POST " + authzenSearchResourcePath, g.api(usersAndService, g.handleSearchResource)},
 		{"POST " + authzenSearchActionPath, g.api(usersAndService, g.handleSearchAction)},
 		{"GET " + authzenConfigurationPath, http.HandlerFunc(g.handleAuthZENConfiguration)},
+	}
+	if !g.cfg.MetricsApart {
+		rs = append(rs, route{"GET /metrics", g.scrape})
 	}
 	if g.svc.users != nil {
 		rs = append(rs, route{"POST " + authzenSearchSubjectPath, g.api(usersAndService, g.handleSearchSubject)})
@@ -254,9 +268,9 @@ func (g *Gateway) routeTable(reg *prometheus.Registry) []route {
 	return rs
 }
 
-func (g *Gateway) routes(reg *prometheus.Registry) http.Handler {
+func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
-	for _, r := range g.routeTable(reg) {
+	for _, r := range g.routeTable() {
 		mux.Handle(r.pattern, r.handler)
 	}
 	return g.observe(g.problemForUnrouted(mux))

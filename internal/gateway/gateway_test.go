@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -477,14 +478,36 @@ func TestFailsClosed(t *testing.T) {
 				t.Errorf("panic logged without stack: %s", e.logs)
 			}
 			metrics := e.do("GET", "/metrics", "").Body.String()
-			if want := `tenantgate_check_decisions_total{decision="error"} ` + tt.wantErrorCount + "\n"; !strings.Contains(metrics, want) {
-				t.Errorf("metrics lack %q", want)
+			if got := strconv.Itoa(decisions(t, metrics, "error")); got != tt.wantErrorCount {
+				t.Errorf("%s checks counted as errors, want %s", got, tt.wantErrorCount)
 			}
-			if strings.Contains(metrics, `tenantgate_check_decisions_total{decision="allowed"} 1`) {
+			if decisions(t, metrics, "allowed") != 0 {
 				t.Errorf("a failed check was counted as allowed")
 			}
 		})
 	}
+}
+
+// decisionLine is a series of tenantgate_check_decisions_total in the
+// text exposition format, which sorts labels by name.
+var decisionLine = regexp.MustCompile(`(?m)^tenantgate_check_decisions_total\{decision="([a-z]+)",permission="[a-z_]+"\} ([0-9]+)$`)
+
+// decisions sums the checks metrics counts with decision, whatever their
+// permission.
+func decisions(t *testing.T, metrics, decision string) int {
+	t.Helper()
+	matches := decisionLine.FindAllStringSubmatch(metrics, -1)
+	if len(matches) == 0 {
+		t.Fatalf("no tenantgate_check_decisions_total series in:\n%s", metrics)
+	}
+	total := 0
+	for _, m := range matches {
+		if m[1] == decision {
+			n, _ := strconv.Atoi(m[2])
+			total += n
+		}
+	}
+	return total
 }
 
 func TestPathIDsReachTheAuthorizerUnescaped(t *testing.T) {
@@ -627,9 +650,10 @@ func TestMetricsCountRequestsAndDecisions(t *testing.T) {
 		`tenantgate_http_requests_total{code="404",route="unmatched"} 1`,
 		`tenantgate_http_requests_total{code="401",route="POST /v1/check"} 1`,
 		`tenantgate_http_request_duration_seconds_count{route="POST /v1/check"} 3`,
-		`tenantgate_check_decisions_total{decision="allowed"} 2`,
-		`tenantgate_check_decisions_total{decision="denied"} 2`,
-		`tenantgate_check_decisions_total{decision="error"} 0`,
+		`tenantgate_check_decisions_total{decision="allowed",permission="read"} 2`,
+		`tenantgate_check_decisions_total{decision="denied",permission="delete"} 1`,
+		`tenantgate_check_decisions_total{decision="denied",permission="read"} 1`,
+		`tenantgate_check_decisions_total{decision="error",permission="read"} 0`,
 		"# HELP tenantgate_check_decisions_total",
 		"# HELP tenantgate_http_requests_total",
 		"# HELP tenantgate_http_request_duration_seconds",

@@ -2,16 +2,17 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	allowed  prometheus.Counter
-	denied   prometheus.Counter
-	failed   prometheus.Counter
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	decisions *prometheus.CounterVec
 	// platform counts allows that only a platform role gave, by role.
 	platform *prometheus.CounterVec
 	// rateLimited counts 429s by scope; shed counts requests refused at
@@ -33,8 +34,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"route"})
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantgate_check_decisions_total",
-		Help: "Permission checks answered, by decision. A high share of denied can mean misconfigured clients or probing; a high rate of error means SpiceDB cannot answer and callers are being denied.",
-	}, []string{"decision"})
+		Help: "Permission checks answered, by permission and decision (allowed, denied, error). A high share of denied can mean misconfigured clients or probing; a high rate of error means SpiceDB cannot answer and callers are being denied.",
+	}, []string{"permission", "decision"})
+	// Created up front so that every decision is exported from zero. The
+	// gateway refuses a permission outside authz.Permissions before it
+	// asks, so these are all the series there are.
+	for _, p := range authz.Permissions {
+		for _, d := range []string{decisionAllowed, decisionDenied, decisionError} {
+			decisions.WithLabelValues(string(p), d)
+		}
+	}
 	platform := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantgate_platform_role_allows_total",
 		Help: "Answers allowed only because the caller's token groups map to a platform role (--platform-role), by role: checks (single, bulk, permission matrices, AuthZEN) the memberships alone deny, and companies listed by a platform role's listing of every company. A high or rising rate means much access comes from identity-provider groups rather than memberships; review who is in those groups. Management decisions made through a platform role are in the audit trail.",
@@ -53,26 +62,48 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return &metrics{
-		requests: requests,
-		duration: duration,
-		// Created up front so that every decision is exported from zero.
-		allowed:     decisions.WithLabelValues("allowed"),
-		denied:      decisions.WithLabelValues("denied"),
-		failed:      decisions.WithLabelValues("error"),
+		requests:    requests,
+		duration:    duration,
+		decisions:   decisions,
 		platform:    platform,
 		rateLimited: rateLimited,
 		shed:        shed,
 	}, nil
 }
 
-func (m *metrics) recordDecisions(allowed []bool) {
-	for _, a := range allowed {
-		if a {
-			m.allowed.Inc()
-		} else {
-			m.denied.Inc()
+// The values of the decision label.
+const (
+	decisionAllowed = "allowed"
+	decisionDenied  = "denied"
+	decisionError   = "error"
+)
+
+// recordDecisions counts the answers allowed gave to reqs.
+func (m *metrics) recordDecisions(reqs []authz.CheckRequest, allowed []bool) {
+	for i, req := range reqs {
+		decision := decisionDenied
+		if allowed[i] {
+			decision = decisionAllowed
 		}
+		m.decisions.WithLabelValues(string(req.Permission), decision).Inc()
 	}
 }
 
-func (m *metrics) recordFailedChecks(n int) { m.failed.Add(float64(n)) }
+// recordFailedChecks counts reqs as checks that could not be answered.
+func (m *metrics) recordFailedChecks(reqs []authz.CheckRequest) {
+	for _, req := range reqs {
+		m.decisions.WithLabelValues(string(req.Permission), decisionError).Inc()
+	}
+}
+
+// OpsHandler serves what operators and orchestrators ask of a gateway
+// apart from its API: /metrics (which Handler leaves out when
+// Config.MetricsApart is set), /healthz and /readyz, as Handler answers
+// them.
+func (g *Gateway) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.scrape)
+	mux.HandleFunc("GET /healthz", handleHealthz)
+	mux.HandleFunc("GET /readyz", g.handleReadyz)
+	return mux
+}

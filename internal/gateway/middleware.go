@@ -8,19 +8,19 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/telemetry"
 )
 
 const requestIDHeader = "X-Request-Id"
-
-type requestIDKey struct{}
-
-func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
 
 // requestID keeps a caller's ID when it is one run of visible ASCII (a
 // UUID, a trace ID, base64) of bounded length, since AuthZEN requires the
@@ -61,21 +61,66 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
+// traced makes a span of every request but probes and scrapes with tp,
+// continuing the caller's trace as p reads it (nil: OpenTelemetry's global
+// propagator); observe names it after the route. A nil tp traces nothing
+// and costs nothing.
+func traced(next http.Handler, tp trace.TracerProvider, p propagation.TextMapPropagator) http.Handler {
+	if tp == nil {
+		return next
+	}
+	opts := []otelhttp.Option{
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !operational[r.URL.Path] }),
+		// The route is known only once the mux has matched it.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+	}
+	if p != nil {
+		opts = append(opts, otelhttp.WithPropagators(p))
+	}
+	return otelhttp.NewHandler(next, "http request", opts...)
+}
+
+// operational are the paths probes and Prometheus ask every few seconds: a
+// trace each would bury the requests worth looking at.
+var operational = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// nameSpan names the request's span after its route, as OpenTelemetry's
+// HTTP conventions do: "POST /v1/check"; the method alone when no route
+// matched.
+func nameSpan(r *http.Request) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	if r.Pattern == "" {
+		span.SetName(r.Method)
+		return
+	}
+	route := r.Pattern
+	if _, path, hasMethod := strings.Cut(r.Pattern, " "); hasMethod {
+		route = path
+	}
+	span.SetName(r.Method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route))
+}
+
 // observe gives every request an ID, recovers panics, and logs and counts
-// the outcome. Headers are never logged: they carry bearer tokens.
+// the outcome. Headers are never logged: they carry bearer tokens. The
+// request ID reaches every line logged with the request's context (the
+// logger is telemetry.Logger's).
 func (g *Gateway) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID(r.Header.Get(requestIDHeader))
 		w.Header().Set(requestIDHeader, id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		r = r.WithContext(telemetry.WithRequestID(r.Context(), id))
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				g.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 					slog.Any("panic", v),
-					slog.String("stack", string(debug.Stack())),
-					slog.String("request_id", id))
+					slog.String("stack", string(debug.Stack())))
 				// Handlers encode a whole body before writing, so a panic
 				// after the first write cannot cut an answer short; before
 				// it, nothing was answered and a 500 is the truth.
@@ -96,12 +141,12 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 			elapsed := time.Since(start)
 			g.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			g.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			nameSpan(r)
 			g.log.LogAttrs(r.Context(), accessLogLevel(status), "http request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", status),
-				slog.Duration("duration", elapsed),
-				slog.String("request_id", id))
+				slog.Duration("duration", elapsed))
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/telemetry"
 )
 
 // Transport failures that have no domain kind of their own.
@@ -69,7 +70,6 @@ func (g *Gateway) problem(w http.ResponseWriter, r *http.Request, err error) {
 	attrs := []slog.Attr{
 		slog.Int("status", status),
 		slog.String("error", err.Error()),
-		slog.String("request_id", requestIDFrom(r.Context())),
 	}
 	if cause := authz.Cause(err); cause != "" {
 		attrs = append(attrs, slog.String("cause", cause))
@@ -111,7 +111,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
-		RequestID: requestIDFrom(r.Context()),
+		RequestID: telemetry.RequestID(r.Context()),
 	})
 }
 

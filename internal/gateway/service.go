@@ -39,10 +39,10 @@ func (s *service) check(ctx context.Context, req authz.CheckRequest, c authz.Con
 		s.countPlatform(platform, allowed)
 	}
 	if err != nil {
-		s.metrics.recordFailedChecks(1)
+		s.metrics.recordFailedChecks([]authz.CheckRequest{req})
 		return false, "", fmt.Errorf("check: %w", err)
 	}
-	s.metrics.recordDecisions([]bool{allowed})
+	s.metrics.recordDecisions([]authz.CheckRequest{req}, []bool{allowed})
 	return allowed, token, nil
 }
 
@@ -60,10 +60,10 @@ func (s *service) checkBulk(ctx context.Context, reqs []authz.CheckRequest, c au
 		err = s.addPlatform(ctx, reqs, allowed, platform)
 	}
 	if err != nil {
-		s.metrics.recordFailedChecks(len(reqs))
+		s.metrics.recordFailedChecks(reqs)
 		return nil, "", fmt.Errorf("bulk check: %w", err)
 	}
-	s.metrics.recordDecisions(allowed)
+	s.metrics.recordDecisions(reqs, allowed)
 	return allowed, token, nil
 }
 

@@ -145,27 +145,15 @@ func (r *run) variant(ctx context.Context, system System, index bool) (variant, 
 func (r *run) measureGateway(ctx context.Context, v variant) (err error) {
 	defer func() { err = errors.Join(err, r.release(context.WithoutCancel(ctx), v)) }()
 	name := v.name()
-	addr, base, err := loopback()
-	if err != nil {
-		return fmt.Errorf("bench: %s: %w", name, err)
-	}
+	// The bench measures capacity: its few users ask far faster than the
+	// per-user default allows, which would measure 429s.
+	args := append([]string{"--index=" + strconv.FormatBool(v.index), "--rate-limit-user=0", "--max-in-flight=0"}, v.args...)
 	done := r.step(ctx, "starting tenantgate serve", "system", name)
-	args := append([]string{"serve",
-		"--database-url=" + r.appURL, "--http-addr=" + addr, "--jwks-file=" + r.jwksFile,
-		"--issuer=" + benchIssuer, "--audience=" + benchIssuer, "--service-token=" + r.serviceToken,
-		"--index=" + strconv.FormatBool(v.index), "--log-format=json", "--shutdown-timeout=2s",
-		// The bench measures capacity: its few users ask far faster than
-		// the per-user default allows, which would measure 429s.
-		"--rate-limit-user=0", "--max-in-flight=0",
-	}, v.args...)
-	proc, err := startChild("serve-"+slug(name), r.logDir, r.cfg.TenantgateBin, args...)
+	proc, base, err := r.startServe(ctx, name, args...)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return err
 	}
 	defer func() { err = errors.Join(err, proc.stop(context.WithoutCancel(ctx))) }()
-	if err := proc.awaitHTTP(ctx, base+"/readyz"); err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
 	if v.datastoreURL != "" {
 		if err := analyze(ctx, v.datastoreURL); err != nil {
 			return fmt.Errorf("bench: %s datastore: %w", name, err)
@@ -178,6 +166,29 @@ func (r *run) measureGateway(ctx context.Context, v variant) (err error) {
 	}
 	done()
 	return r.gatewaySuite(ctx, name, v.index, base, proc.pid())
+}
+
+// startServe starts `tenantgate serve` called name on the run's database,
+// key set and service token, with args on top, and returns it and its base
+// URL once it answers /readyz.
+func (r *run) startServe(ctx context.Context, name string, args ...string) (*child, string, error) {
+	addr, base, err := loopback()
+	if err != nil {
+		return nil, "", fmt.Errorf("bench: %s: %w", name, err)
+	}
+	args = append([]string{"serve",
+		"--database-url=" + r.appURL, "--http-addr=" + addr, "--jwks-file=" + r.jwksFile,
+		"--issuer=" + benchIssuer, "--audience=" + benchIssuer, "--service-token=" + r.serviceToken,
+		"--log-format=json", "--shutdown-timeout=2s",
+	}, args...)
+	proc, err := startChild("serve-"+slug(name), r.logDir, r.cfg.TenantgateBin, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("bench: %w", err)
+	}
+	if err := proc.awaitHTTP(ctx, base+"/readyz"); err != nil {
+		return nil, "", errors.Join(fmt.Errorf("bench: %w", err), proc.stop(context.WithoutCancel(ctx)))
+	}
+	return proc, base, nil
 }
 
 // release stops and removes what v set up besides the gateway.

@@ -69,7 +69,8 @@ func (a *apiClient) call(ctx context.Context, method, path, bearer string, body,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyBytes))
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
+		return &statusError{method: method, path: path, status: resp.StatusCode,
+			retryAfter: resp.Header.Get("Retry-After"), body: string(bytes.TrimSpace(raw))}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("%s %s: answer: %w", method, path, err)
@@ -77,6 +78,19 @@ func (a *apiClient) call(ctx context.Context, method, path, bearer string, body,
 	// Read to the end, so the connection goes back to the pool.
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	method, path string
+	status       int
+	// retryAfter is the answer's Retry-After header, as sent.
+	retryAfter string
+	body       string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: status %d: %s", e.method, e.path, e.status, e.body)
 }
 
 func (a *apiClient) token(user string) (string, error) {

@@ -12,11 +12,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/gateway"
 )
 
 // callTimeout bounds every single call the bench makes to a system under
-// test: a check, a page of a list, a bulk call, a commit.
-const callTimeout = 10 * time.Second
+// test: a check, a page of a list, a bulk call, a commit. It is above the
+// gateway's request timeout, so that a gateway's own 503 at its deadline
+// arrives before the bench gives up on the call.
+const callTimeout = gateway.DefaultRequestTimeout + 5*time.Second
 
 // WrongAnswerError is a check a system answered differently from the
 // ground truth. It ends the run.

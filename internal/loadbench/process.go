@@ -83,6 +83,16 @@ func (c *child) exited() error {
 	}
 }
 
+// logSize is how many bytes the process has logged, 0 when that cannot be
+// told.
+func (c *child) logSize() int64 {
+	info, err := os.Stat(c.logFile)
+	if err != nil {
+		return 0
+	}
+	return info.Size()
+}
+
 func (c *child) tail() string {
 	data, err := os.ReadFile(c.logFile)
 	if err != nil {

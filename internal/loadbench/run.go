@@ -98,7 +98,22 @@ func (r *run) step(ctx context.Context, what string, attrs ...any) func() {
 	}
 }
 
+// prepare sets the run up and draws the bench's workload, with a token
+// for every user it asks about.
 func (r *run) prepare(ctx context.Context) error {
+	if err := r.setUp(ctx); err != nil {
+		return err
+	}
+	var err error
+	if r.work, err = newWorkload(r.cfg, r.data, r.truth); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return r.mintTokens(ctx, r.work.users())
+}
+
+// setUp starts a throwaway PostgreSQL and loads the generated data set
+// into it.
+func (r *run) setUp(ctx context.Context) error {
 	if err := r.makeLogDir(); err != nil {
 		return err
 	}
@@ -120,10 +135,7 @@ func (r *run) prepare(ctx context.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	done()
-	if err := r.loadData(ctx); err != nil {
-		return err
-	}
-	return r.mintTokens(ctx)
+	return r.loadData(ctx)
 }
 
 func (r *run) makeLogDir() error {
@@ -152,16 +164,13 @@ func (r *run) loadData(ctx context.Context) error {
 	}
 	r.data, r.rels = d, len(d.Relationships())
 	r.truth = NewTruth(d.Companies, d.Memberships)
-	if r.work, err = newWorkload(r.cfg, d, r.truth); err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
 	done()
 	return nil
 }
 
-// mintTokens signs one token per user the workload asks about, with a
-// development issuer whose key set goes to a file for every process.
-func (r *run) mintTokens(ctx context.Context) error {
+// mintTokens signs one token per user, with a development issuer whose
+// key set goes to a file for every process.
+func (r *run) mintTokens(ctx context.Context, users []string) error {
 	issuer, err := devenv.GenerateIssuer(benchIssuer, benchIssuer)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -170,7 +179,6 @@ func (r *run) mintTokens(ctx context.Context) error {
 	if err := issuer.WriteJWKSFile(r.jwksFile); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	users := r.work.users()
 	done := r.step(ctx, "minting tokens", "users", len(users))
 	r.tokens = make(map[string]string, len(users))
 	for _, u := range users {

@@ -51,12 +51,18 @@ type picker struct {
 	seen map[string][]string
 }
 
-func newWorkload(cfg Config, d *Dataset, t *Truth) (*workload, error) {
-	p := &picker{rng: rand.New(rand.NewPCG(cfg.Sizes.Seed, 0x3c4ec5)), truth: t, seen: map[string][]string{}}
+// newPicker draws checks about users, with answers from t, from rng.
+func newPicker(rng *rand.Rand, d *Dataset, t *Truth, users []string) *picker {
+	p := &picker{rng: rng, truth: t, users: users, seen: map[string][]string{}}
 	for _, c := range d.Companies {
 		p.companies = append(p.companies, c.ID)
 	}
-	p.users = askingUsers(p.rng, d, cfg.CheckUsers)
+	return p
+}
+
+func newWorkload(cfg Config, d *Dataset, t *Truth) (*workload, error) {
+	rng := rand.New(rand.NewPCG(cfg.Sizes.Seed, 0x3c4ec5))
+	p := newPicker(rng, d, t, askingUsers(rng, d, cfg.CheckUsers))
 	w := &workload{}
 	var err error
 	if w.warm, err = p.checks(max(1, min(cfg.Checks/10, 1000))); err != nil {

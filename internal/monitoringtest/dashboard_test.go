@@ -201,15 +201,19 @@ func TestDashboardShowsWhatOperatorsWatch(t *testing.T) {
 		})
 	}
 	for _, want := range []string{
-		"tenantgate_http_requests_total",                  // request rate by route and code
-		"tenantgate_http_request_duration_seconds_bucket", // latency p50/p99 by route
-		"tenantgate_check_decisions_total",                // decisions
-		"tenantgate_index_reads_total",                    // index reads by answered_by
-		"tenantgate_sync_lag_seconds",                     // sync lag
-		"tenantgate_gateway_stale",                        // staleness
-		"tenantgate_sync_slot_retained_wal_bytes",         // slot retained WAL
-		"tenantgate_platform_role_allows_total",           // platform-role allows
-		"tenantgate_management_outsider_refusals_total",   // outsider refusals
+		"tenantgate_http_requests_total",                     // request rate by route and code
+		"tenantgate_http_request_duration_seconds_bucket",    // latency p50/p99 by route
+		"tenantgate_check_decisions_total",                   // decisions
+		"tenantgate_index_reads_total",                       // index reads by answered_by
+		"tenantgate_sync_lag_seconds",                        // sync lag
+		"tenantgate_gateway_stale",                           // staleness
+		"tenantgate_sync_slot_retained_wal_bytes",            // slot retained WAL
+		"tenantgate_platform_role_allows_total",              // platform-role allows
+		"tenantgate_management_outsider_refusals_total",      // outsider refusals
+		"tenantgate_spicedb_request_duration_seconds_bucket", // SpiceDB latency by method
+		"tenantgate_spicedb_errors_total",                    // SpiceDB errors by method and code
+		"tenantgate_postgres_query_duration_seconds_bucket",  // Postgres latency by operation
+		"tenantgate_postgres_query_errors_total",             // Postgres errors by operation
 	} {
 		if !used[want] {
 			t.Errorf("%s: no panel queries %s", dashboardFile, want)

@@ -28,6 +28,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/gateway"
 	"github.com/tenantgate/tenantgate/internal/index"
 	"github.com/tenantgate/tenantgate/internal/mirror"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
 
 // kind is a metric's type as the exposition format names it.
@@ -313,7 +314,7 @@ type realMetric struct {
 }
 
 // registries builds the metrics of every part that needs no database
-// (gateway, sync, slot waits, permission index) through their real
+// (gateway, sync, slot waits, permission index, SpiceDB client) through their real
 // constructors, and reports what they register, and the label values they
 // create at start. Values matter because a query that filters on a value
 // the code never produces ({decision="errors"}) is as broken as one that
@@ -331,6 +332,13 @@ func registries(t *testing.T) (map[string]realMetric, map[string]map[string]map[
 	if _, err := index.NewAuthorizer(index.Config{}, nil, nil, nil, rec, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("index.NewAuthorizer: %v", err)
 	}
+	// Dialling is lazy: the client's metrics exist with no SpiceDB there.
+	sdb, err := spicedb.Dial(spicedb.RemoteConfig{Endpoint: "unused.invalid:50051", Insecure: true})
+	if err != nil {
+		t.Fatalf("spicedb.Dial: %v", err)
+	}
+	t.Cleanup(func() { _ = sdb.Close() })
+	rec.MustRegister(sdb)
 	// The gateway takes a *prometheus.Registry, which cannot be wrapped:
 	// what it registers is read back by gathering.
 	greg := prometheus.NewRegistry()

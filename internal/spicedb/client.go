@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -39,6 +41,11 @@ type Client struct {
 	importStreams int
 	importChunk   int
 	importCallAge time.Duration
+	// calls times and counts every call on the connection; tracer and
+	// propagator, when set, trace them (WithTracing).
+	calls      callMetrics
+	tracer     trace.TracerProvider
+	propagator propagation.TextMapPropagator
 }
 
 // Option adjusts a Client.
@@ -64,13 +71,19 @@ type services interface {
 	v1.WatchServiceClient
 }
 
-func newClient(api services, conn io.Closer, revisions revisionParser, opts ...Option) *Client {
-	c := &Client{perms: api, schema: api, watch: api, conn: conn, callTimeout: DefaultCallTimeout, revisions: revisions,
+// newClient configures a client; connect gives it the connection, which
+// is dialled in between with the client's dialOptions.
+func newClient(revisions revisionParser, opts ...Option) *Client {
+	c := &Client{callTimeout: DefaultCallTimeout, revisions: revisions, calls: newCallMetrics(),
 		importStreams: DefaultImportStreams, importChunk: importChunk, importCallAge: importCallAge}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
+}
+
+func (c *Client) connect(api services, conn io.Closer) {
+	c.perms, c.schema, c.watch, c.conn = api, api, api, conn
 }
 
 // Close releases the connection.
@@ -490,6 +503,8 @@ func (c *Client) deletePage(ctx context.Context, relation string) (token string,
 
 // ReadRelationships streams every company relationship SpiceDB holds to fn,
 // fully consistent, so the caller can compare it with the source of truth.
+// As with Export, the call as a whole is bounded by ctx only, since its
+// length grows with the data; each message is bounded by the call timeout.
 func (c *Client) ReadRelationships(ctx context.Context, fn func(authz.Relationship) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -501,7 +516,12 @@ func (c *Client) ReadRelationships(ctx context.Context, fn func(authz.Relationsh
 		return translate("read relationships", err)
 	}
 	for {
+		// The sync's callers (its start, the reconcile) have no deadline:
+		// a message that takes longer than a call would is a stuck stream,
+		// which would hold the sync up for good.
+		stuck := time.AfterFunc(c.callTimeout, cancel)
 		resp, err := stream.Recv()
+		stuck.Stop()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}

@@ -79,24 +79,26 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, opts ...Option) (*Em
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: embedded %s datastore: %w", engine, err)
 	}
-	conn, err := srv.NewClient(
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpcutil.WithInsecureBearerToken(key),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("spicedb: embedded client: %w", err)
-	}
 	revisions, err := parserFor(engine)
 	if err != nil {
 		return nil, err
 	}
+	c := newClient(revisions, opts...)
+	conn, err := srv.NewClient(append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcutil.WithInsecureBearerToken(key),
+	}, c.dialOptions()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("spicedb: embedded client: %w", err)
+	}
+	c.connect(connServices{
+		PermissionsServiceClient: v1.NewPermissionsServiceClient(conn),
+		SchemaServiceClient:      v1.NewSchemaServiceClient(conn),
+		WatchServiceClient:       v1.NewWatchServiceClient(conn),
+	}, conn)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Embedded{
-		Client: newClient(connServices{
-			PermissionsServiceClient: v1.NewPermissionsServiceClient(conn),
-			SchemaServiceClient:      v1.NewSchemaServiceClient(conn),
-			WatchServiceClient:       v1.NewWatchServiceClient(conn),
-		}, conn, revisions, opts...),
+		Client: c,
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}

@@ -3,10 +3,12 @@ package spicedb
 import (
 	"cmp"
 	"fmt"
+	"time"
 
 	authzed "github.com/authzed/authzed-go/v1"
 	"github.com/authzed/grpcutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -43,16 +45,33 @@ func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: dial %s: %w", cfg.Endpoint, err)
 	}
-	c, err := authzed.NewClient(cfg.Endpoint, dialOpts...)
+	c := newClient(revisions, opts...)
+	conn, err := authzed.NewClient(cfg.Endpoint, append(dialOpts, c.dialOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("spicedb: dial %s: %w", cfg.Endpoint, err)
 	}
-	return newClient(c, c, revisions, opts...), nil
+	c.connect(conn, conn)
+	return c, nil
 }
+
+// reconnect is how the connection comes back after SpiceDB was away.
+// gRPC's default backoff grows to two minutes, which would keep a gateway
+// answering 503 for that long after a long outage ended; a few seconds
+// bounds the recovery while sparing a SpiceDB that is starting up.
+var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff: backoff.Config{
+		BaseDelay:  250 * time.Millisecond,
+		Multiplier: 1.6,
+		Jitter:     0.2,
+		MaxDelay:   5 * time.Second,
+	},
+	MinConnectTimeout: 5 * time.Second,
+})
 
 func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {
 	if cfg.Insecure {
 		return []grpc.DialOption{
+			reconnect,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpcutil.WithInsecureBearerToken(cfg.Token),
 		}, nil
@@ -69,5 +88,5 @@ func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return []grpc.DialOption{certs, grpcutil.WithBearerToken(cfg.Token)}, nil
+	return []grpc.DialOption{reconnect, certs, grpcutil.WithBearerToken(cfg.Token)}, nil
 }

@@ -80,6 +80,16 @@ func kindOfSQLState(code string) (kind error, words string) {
 	return nil, ""
 }
 
+// unavailable marks a database that could not be reached (a transaction
+// that could not begin or commit) as authz.ErrUnavailable, and returns any
+// other error, translated already or a decision, as it is.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, authz.ErrUnavailable) || !unreachable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", authz.ErrUnavailable, err)
+}
+
 // unreachable reports a failure to reach the server or to hear back from it
 // in time, as opposed to an answer the server gave.
 func unreachable(err error) bool {

@@ -62,7 +62,10 @@ func when(locked bool, mode lockMode) lockMode {
 	return lockNone
 }
 
-// maxAttempts bounds retries after deadlocks and serialisation failures.
+// maxAttempts bounds retries after deadlocks and serialisation failures:
+// with the pauses between them (at most 150 ms each), a decision that
+// keeps conflicting gives up in well under a second, and never outlives
+// its caller's deadline.
 const maxAttempts = 4
 
 // chain is a company and its ancestors, the company first.
@@ -207,7 +210,8 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 	pause := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5,
 		Multiplier: 2, MaxInterval: 100 * time.Millisecond}
 	var err error
-	for attempt := 1; ; attempt++ {
+	attempt := 1
+	for ; ; attempt++ {
 		*d = asked
 		d.detail = maps.Clone(asked.detail)
 		// The first pass reads one snapshot, so that its facts are those
@@ -233,6 +237,12 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 		}
 		break
 	}
+	if retryable(err) {
+		// Contention that outlasts every attempt, or the caller's
+		// deadline, is the database's overload, which passes: 503 with
+		// Retry-After, where an error of no kind would be a 500.
+		err = fmt.Errorf("%w: still conflicting with concurrent transactions after %d attempts: %w", authz.ErrUnavailable, attempt, err)
+	}
 	if err != nil {
 		switch {
 		case authz.Refused(err) && d.outsider:
@@ -244,7 +254,7 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 				s.logger.ErrorContext(ctx, "audit: cannot record a refusal", "action", d.action, "error", aerr)
 			}
 		}
-		return "", fmt.Errorf("%s: %w", d.action, err)
+		return "", fmt.Errorf("%s: %w", d.action, unavailable(err))
 	}
 	lsn, err := s.WALPosition(ctx)
 	if err != nil {
@@ -755,7 +765,7 @@ func (s *Store) moveFacts(ctx context.Context, tx pgx.Tx, locked bool, d *decisi
 // perm on companyID; otherwise it is an authz.ErrForbidden, the same for a
 // company that does not exist.
 func (s *Store) readAs(ctx context.Context, actor authz.Actor, companyID string, perm authz.Permission, fn func(pgx.Tx, chain) error) error {
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+	return unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		ch, err := lockChain(ctx, tx, companyID, lockNone)
 		if err != nil {
 			return err
@@ -768,7 +778,7 @@ func (s *Store) readAs(ctx context.Context, actor authz.Actor, companyID string,
 			return fmt.Errorf("%w: this needs %s on the company", authz.ErrForbidden, perm)
 		}
 		return fn(tx, ch)
-	})
+	}))
 }
 
 // Members lists companyID's direct memberships, by user, for an actor with

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/store"
@@ -1183,7 +1183,10 @@ func TestOutsidersTakeNoLocksAndWriteNoAudit(t *testing.T) {
 			return err
 		}},
 	}
-	refusals := promtestutil.ToFloat64(s)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	const refusalsMetric = "tenantgate_management_outsider_refusals_total"
+	refusals := testutil.MetricValue(t, reg, refusalsMetric)
 	auditsBefore := auditCount(t, s)
 	for _, actor := range []string{"stranger", "former"} {
 		for _, r := range requests {
@@ -1201,7 +1204,7 @@ func TestOutsidersTakeNoLocksAndWriteNoAudit(t *testing.T) {
 	if n := auditCount(t, s) - auditsBefore; n != 0 {
 		t.Errorf("outsiders' refusals wrote %d audit rows, want none", n)
 	}
-	if got, want := promtestutil.ToFloat64(s)-refusals, float64(2*len(requests)); got != want {
+	if got, want := testutil.MetricValue(t, reg, refusalsMetric)-refusals, float64(2*len(requests)); got != want {
 		t.Errorf("outsider refusals counted %v, want %v", got, want)
 	}
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -37,6 +38,21 @@ type Store struct {
 	// quotas bound creations and fan-out (authz.Quotas); set once, before
 	// the store serves requests.
 	quotas authz.Quotas
+	// queries times and counts every statement of the pool.
+	queries *queryMetrics
+}
+
+// Option adjusts Open.
+type Option func(*options)
+
+type options struct {
+	tracer trace.TracerProvider
+}
+
+// WithTracerProvider makes a span with tp of every statement run inside a
+// trace; nil traces nothing.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
 }
 
 // SetQuotas bounds what the management API lets one user create. Call it
@@ -58,18 +74,28 @@ func newOutsiderRefusals() prometheus.Counter {
 }
 
 // Describe implements prometheus.Collector.
-func (s *Store) Describe(ch chan<- *prometheus.Desc) { s.outsiderRefusals.Describe(ch) }
+func (s *Store) Describe(ch chan<- *prometheus.Desc) {
+	s.outsiderRefusals.Describe(ch)
+	s.queries.describe(ch)
+}
 
 // Collect implements prometheus.Collector.
-func (s *Store) Collect(ch chan<- prometheus.Metric) { s.outsiderRefusals.Collect(ch) }
+func (s *Store) Collect(ch chan<- prometheus.Metric) {
+	s.outsiderRefusals.Collect(ch)
+	s.queries.collect(ch)
+}
 
 // Open connects to databaseURL and pings it, so a wrong URL or a server that
 // is down fails here rather than on the first request. Pool sizes and
 // lifetimes come from the URL (pool_max_conns and friends) with pgx's
 // defaults; a nil logger discards.
-func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
@@ -83,12 +109,18 @@ func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store,
 		// dead server must not hold that ping for the whole request deadline.
 		cfg.PingTimeout = connectTimeout
 	}
+	queries := newQueryMetrics()
+	cfg.ConnConfig.Tracer = queries.poolTracer(o.tracer)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", translate(err))
 	}
-	s := &Store{pool: pool, logger: logger, outsiderRefusals: newOutsiderRefusals()}
-	if err := s.Ping(ctx); err != nil {
+	s := &Store{pool: pool, logger: logger, outsiderRefusals: newOutsiderRefusals(), queries: queries}
+	// ctx is the process's: a server that takes the connection but never
+	// answers must fail the start, not hang it.
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}

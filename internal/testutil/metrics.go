@@ -8,7 +8,8 @@ import (
 )
 
 // MetricValue sums the series of the counter or gauge name in reg whose
-// labels include every name=value pair of labels.
+// labels include every name=value pair of labels; of a histogram, it sums
+// the observations counted.
 func MetricValue(tb testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	tb.Helper()
 	if len(labels)%2 != 0 {
@@ -25,7 +26,7 @@ func MetricValue(tb testing.TB, reg prometheus.Gatherer, name string, labels ...
 		}
 		for _, m := range f.GetMetric() {
 			if hasLabels(m.GetLabel(), labels) {
-				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

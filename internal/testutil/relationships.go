@@ -2,8 +2,10 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,6 +98,28 @@ func DiffRelationships(want, got map[authz.Relationship]bool) string {
 	slices.Sort(missing)
 	slices.Sort(extra)
 	return fmt.Sprintf("%d missing %.5v, %d extra %.5v", len(missing), missing, len(extra), extra)
+}
+
+// AwaitConverged polls until r (a SpiceDB) holds exactly the relationships
+// the rows of db derive, and returns how many; once bound has passed it
+// fails tb with the difference. The rows must not change meanwhile.
+func AwaitConverged(tb testing.TB, bound time.Duration, db Querier, r RelationshipReader) int {
+	tb.Helper()
+	want, err := ExpectedRelationships(tb.Context(), db)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Eventually(tb, bound, func() error {
+		got, err := ActualRelationships(tb.Context(), r)
+		if err != nil {
+			return err
+		}
+		if diff := DiffRelationships(want, got); diff != "" {
+			return errors.New(diff)
+		}
+		return nil
+	})
+	return len(want)
 }
 
 // DropReplicationSlots removes every replication slot of the database at

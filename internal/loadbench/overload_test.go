@@ -23,7 +23,8 @@ const maxPeakRSS = 512 << 20
 // TestOverload drives `tenantgate serve` past its capacity and holds it to
 // what the design promises under overload: every answer is 200, 429 or
 // 503 (the last two with Retry-After), every 200 is the ground truth's,
-// the excess is shed (some 503s) and the hot user limited (some 429s),
+// the excess is shed (some 503s) and the hot user limited (429s once
+// more of its checks got past the in-flight bound than its limit allows),
 // the answers that are given come within the gateway's request timeout,
 // and memory stays bounded. The capacity is measured first, on the same
 // machine, so the load is a multiple of what this machine serves. It runs
@@ -81,8 +82,15 @@ func testOverload(t *testing.T, index bool) {
 			if c[outShed] == 0 {
 				t.Errorf("no 503 at %g× the capacity: the in-flight bound of %d never filled, so the gateway was not overloaded", p.factor, rep.maxInFlight)
 			}
-			if c[outLimited] == 0 {
-				t.Errorf("no 429 for the hot user, who asked %.0f%% of %g checks a second, over the limit of %g a second", hotShare*100, p.offered, rep.rateLimit)
+			// The in-flight bound comes first: only what it lets through
+			// reaches the hot user's limit. On a gateway so slow that little
+			// does, a 429 is owed only once more got through than the
+			// bucket (bursts of two seconds' worth) allows.
+			admitted := hotShare * float64(c[outAnswered]+c[outLimited])
+			allowance := rep.rateLimit * (2 + cfg.Duration.Seconds())
+			if c[outLimited] == 0 && admitted > 2*allowance {
+				t.Errorf("no 429 for the hot user, who asked %.0f%% of %g checks a second (about %.0f let through), over the limit of %g a second",
+					hotShare*100, p.offered, admitted, rep.rateLimit)
 			}
 			if c[outAnswered] == 0 {
 				t.Error("no 200 at all: shedding took everything")

@@ -54,7 +54,9 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	// application would.
 	execSQL(t, as("tenantgate_migrate"), seed)
 
-	t.Cleanup(func() { execSQL(t, pg.URL("app"), "select pg_drop_replication_slot(slot_name) from pg_replication_slots where not active") })
+	t.Cleanup(func() {
+		execSQL(t, pg.URL("app"), "select pg_drop_replication_slot(slot_name) from pg_replication_slots where not active")
+	})
 	syncAddr := freeAddr(t)
 	syncProc := testutil.StartTenantgate(t, "sync", append([]string{"sync", "--metrics-addr", syncAddr, "--database-url", as("tenantgate_sync")}, spiceDB...)...)
 	showLogIfFailed(t, "sync", syncProc)

@@ -47,7 +47,9 @@ func Start(tb testing.TB, cfg app.Config) string {
 		}
 	})
 	hc := &http.Client{Timeout: 5 * time.Second}
-	testutil.Eventually(tb, 2*time.Minute, func() error {
+	// Generous: the snapshot of a large seed (scaletest's 200,000
+	// companies) on a busy machine takes minutes.
+	testutil.Eventually(tb, 5*time.Minute, func() error {
 		select {
 		case err := <-done:
 			done <- err // for the cleanup

@@ -1,6 +1,7 @@
 // Package schema holds tenantgate's SpiceDB schema, the one copy that
-// enforces the role table of docs/design.md. It is embedded so the binary can
-// write it to SpiceDB at startup without reading files at run time;
+// enforces the role table of docs/design.md. It is embedded so that
+// `tenantgate migrate` can write it to SpiceDB, and serve and sync can check
+// its version (version.go), without reading files at run time;
 // tenantgate.yaml next to it is the validation file that pins its behaviour.
 package schema
 

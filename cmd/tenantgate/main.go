@@ -38,6 +38,9 @@ func rootCommand() *cobra.Command {
 		command("serve", "Run the REST permission gateway (and, with embedded SpiceDB, the sync)", app.Serve),
 		command("sync", "Run the Postgres -> SpiceDB membership sync against a persistent SpiceDB", app.Sync),
 		command("migrate", "Create or upgrade tenantgate's tables and publication in the application database", app.Migrate),
+		command("doctor", "Check Postgres, SpiceDB and the key set for what sync and serve need, each failure with its fix; --metrics prints the slot's gauges", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
+			return app.Doctor(ctx, cfg, logger, os.Stdout)
+		}),
 		command("demo", "Run everything on sample data and print ready-to-paste curl commands", func(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 			return app.Demo(ctx, cfg, logger, os.Stdout)
 		}),

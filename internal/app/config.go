@@ -24,10 +24,12 @@ import (
 // command-line flag --name that also reads TENANTGATE_NAME (upper-cased,
 // dashes as underscores).
 type Config struct {
-	DatabaseURL string `flag:"database-url" usage:"application Postgres URL (falls back to DATABASE_URL); demo: empty starts a throwaway server"`
+	DatabaseURL     string `flag:"database-url" usage:"application Postgres URL (falls back to DATABASE_URL); demo: empty starts a throwaway server"`
+	DatabaseURLFile string `flag:"database-url-file" usage:"serve and sync: file holding the application Postgres URL (instead of --database-url), read again every few seconds; a changed password is used by new connections"`
 
 	SpiceDBEndpoint        string `flag:"spicedb-endpoint" usage:"host:port of a remote SpiceDB; empty runs SpiceDB embedded"`
 	SpiceDBToken           string `flag:"spicedb-token" usage:"preshared key of the remote SpiceDB" secret:"true"`
+	SpiceDBTokenFile       string `flag:"spicedb-token-file" usage:"serve and sync: file holding the preshared key of the remote SpiceDB (instead of --spicedb-token), read again every few seconds and sent from the next call on"`
 	SpiceDBInsecure        bool   `flag:"spicedb-insecure" usage:"dial the remote SpiceDB without TLS"`
 	SpiceDBCACert          string `flag:"spicedb-ca-cert" usage:"PEM file of CAs to trust for the remote SpiceDB (default: system roots)"`
 	SpiceDBDatastoreURL    string `flag:"spicedb-datastore-url" usage:"embedded only: Postgres URL for SpiceDB's own datastore; empty uses the memory datastore" secret:"url"`
@@ -69,6 +71,7 @@ type Config struct {
 	MaxInFlight         int      `flag:"max-in-flight" usage:"serve: API requests served at once; beyond it a request is answered 503 with Retry-After at once instead of queued. 0: no bound"`
 	ExternalURL         string   `flag:"external-url" usage:"serve: the gateway's URL as its clients reach it (behind a proxy, the proxy's), named as the policy decision point by /.well-known/authzen-configuration; empty names each request's own URL"`
 	ServiceToken        string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
+	ServiceTokenFile    string   `flag:"service-token-file" usage:"serve: file holding the service token (instead of --service-token), read again every few seconds; the new token replaces the old at once"`
 
 	GatewayURL        string `flag:"gateway-url" usage:"explain only: URL of the running tenantgate serve to ask (with --service-token)"`
 	ExplainUser       string `flag:"user" usage:"explain only: the user whose access is explained"`
@@ -76,9 +79,13 @@ type Config struct {
 	ExplainPermission string `flag:"permission" usage:"explain only: the permission (read, update, create, delete, manage_members, manage_owners)"`
 	Output            string `flag:"output" usage:"explain only: text or json"`
 
+	JSON    bool `flag:"json" usage:"doctor only: print the checks as JSON instead of text"`
+	Metrics bool `flag:"metrics" usage:"doctor only: print the replication slot's gauges (retained WAL, active, wal_status) in the Prometheus text format and exit, for a textfile collector or cron job when no sync runs"`
+
 	LogLevel        string        `flag:"log-level" usage:"debug, info, warn or error"`
 	LogFormat       string        `flag:"log-format" usage:"text or json"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" usage:"how long a stopping server waits for requests in flight"`
+	StartupTimeout  time.Duration `flag:"startup-timeout" usage:"serve and sync: how long to retry, with jittered backoff, a dependency that does not answer at start (SpiceDB, Postgres, the --jwks-url key set) before exiting; /healthz answers and /readyz fails meanwhile. A configuration error exits at once. 0: no retries"`
 
 	BenchSystems       string        `flag:"bench-systems" usage:"bench only: comma-separated systems to compare: floor, sql, spicedb, remote, embedded, embedded-pg"`
 	BenchCompanies     int           `flag:"bench-companies" usage:"bench only: companies of the generated data set"`
@@ -104,6 +111,9 @@ type Config struct {
 	// Listener, when set, is used instead of listening on HTTPAddr (tests
 	// and the demo bind first so they know the port).
 	Listener net.Listener `flag:"-"`
+
+	// secrets are the secret files read at start (withSecretFiles).
+	secrets *secretFiles
 }
 
 // Default returns the configuration with every default filled in.
@@ -130,6 +140,7 @@ func Default() Config {
 		LogLevel:               "info",
 		LogFormat:              "text",
 		ShutdownTimeout:        15 * time.Second,
+		StartupTimeout:         DefaultStartupTimeout,
 		BenchSystems:           "floor,sql,spicedb,remote,embedded,embedded-pg",
 		BenchCompanies:         5000,
 		BenchDepth:             6,
@@ -187,14 +198,23 @@ func (c Config) Validate() error {
 	if c.SpiceDBEndpoint != "" && c.SpiceDBDatastoreURL != "" {
 		errs = append(errs, errors.New("--spicedb-datastore-url is for embedded SpiceDB; it cannot be combined with --spicedb-endpoint"))
 	}
-	if c.SpiceDBEndpoint == "" && (c.SpiceDBToken != "" || c.SpiceDBInsecure || c.SpiceDBCACert != "") {
-		errs = append(errs, errors.New("--spicedb-token, --spicedb-insecure and --spicedb-ca-cert need --spicedb-endpoint"))
+	if c.SpiceDBEndpoint == "" && (c.SpiceDBToken != "" || c.SpiceDBTokenFile != "" || c.SpiceDBInsecure || c.SpiceDBCACert != "") {
+		errs = append(errs, errors.New("--spicedb-token, --spicedb-token-file, --spicedb-insecure and --spicedb-ca-cert need --spicedb-endpoint"))
 	}
 	if !slices.Contains(spicedb.DatastoreEngines(), c.SpiceDBDatastoreEngine) {
 		errs = append(errs, fmt.Errorf("--spicedb-datastore-engine %q: want one of %s", c.SpiceDBDatastoreEngine, strings.Join(spicedb.DatastoreEngines(), ", ")))
 	}
 	if c.JWKSURL != "" && c.JWKSFile != "" {
 		errs = append(errs, errors.New("give --jwks-url or --jwks-file, not both"))
+	}
+	for _, f := range []struct{ flag, value, file string }{
+		{"database-url", c.DatabaseURL, c.DatabaseURLFile},
+		{"spicedb-token", c.SpiceDBToken, c.SpiceDBTokenFile},
+		{"service-token", c.ServiceToken, c.ServiceTokenFile},
+	} {
+		if f.value != "" && f.file != "" {
+			errs = append(errs, fmt.Errorf("give --%s or --%s-file, not both", f.flag, f.flag))
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -245,6 +265,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
+	if c.StartupTimeout < 0 {
+		errs = append(errs, errors.New("--startup-timeout must not be negative"))
 	}
 	errs = append(errs, c.validateOperatorInputs()...)
 	if err := errors.Join(errs...); err != nil {
@@ -339,8 +362,10 @@ func (c Config) requireIdentity() error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("database_url_file", c.DatabaseURLFile),
 		slog.String("spicedb_endpoint", c.SpiceDBEndpoint),
 		slog.String("spicedb_token", redact(c.SpiceDBToken)),
+		slog.String("spicedb_token_file", c.SpiceDBTokenFile),
 		slog.Bool("spicedb_insecure", c.SpiceDBInsecure),
 		slog.String("spicedb_datastore_url", redactURL(c.SpiceDBDatastoreURL)),
 		slog.String("spicedb_datastore_engine", c.SpiceDBDatastoreEngine),
@@ -370,6 +395,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_children", c.MaxChildren),
 		slog.Int("max_tree_size", c.MaxTreeSize),
 		slog.String("service_token", redact(c.ServiceToken)),
+		slog.String("service_token_file", c.ServiceTokenFile),
+		slog.Duration("startup_timeout", c.StartupTimeout),
 	)
 }
 

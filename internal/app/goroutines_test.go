@@ -25,6 +25,7 @@ func TestServeAndSyncLeaveNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
+	migrateSpiceDB(t, sdb)
 	dbURL := testutil.NewTestDatabase(t)
 	t.Cleanup(func() { dropSlots(t, dbURL) })
 	before := goleak.IgnoreCurrent()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -176,16 +177,16 @@ func startRemoteStackWith(t *testing.T, serveFlags []string, seed ...string) *st
 		t.Cleanup(func() { _ = p.Stop(context.Background()) })
 		return p
 	}
-	if err := run("migrate", "migrate", "--database-url", dbURL).Wait(ctx); err != nil {
-		t.Fatalf("tenantgate migrate: %v", err)
-	}
-	s, jwksFile := newStack(t, dbURL, seed)
 	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: testutil.NewEmptyTestDatabase(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
 	remote := []string{"--database-url", dbURL, "--spicedb-endpoint", sdb.Endpoint(), "--spicedb-token", sdb.Token(), "--spicedb-insecure"}
+	if err := run("migrate", append([]string{"migrate"}, remote...)...).Wait(ctx); err != nil {
+		t.Fatalf("tenantgate migrate: %v", err)
+	}
+	s, jwksFile := newStack(t, dbURL, seed)
 	syncProc := run("sync", append([]string{"sync", "--metrics-addr", freeAddr(t)}, remote...)...)
 	var procs []*testutil.Process
 	for i := range 2 {
@@ -205,6 +206,17 @@ func startRemoteStackWith(t *testing.T, serveFlags []string, seed ...string) *st
 		return nil
 	})
 	return s
+}
+
+// migrateSpiceDB writes tenantgate's schema to sdb in-process, the step a
+// deployment runs before serve and sync, which only wait for it.
+func migrateSpiceDB(t *testing.T, sdb *testutil.SpiceDB) {
+	t.Helper()
+	cfg := app.Default()
+	cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = sdb.Endpoint(), sdb.Token(), true
+	if err := app.Migrate(t.Context(), cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil))); err != nil {
+		t.Fatalf("migrate SpiceDB: %v", err)
+	}
 }
 
 func dropSlots(t *testing.T, dbURL string) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,16 +40,32 @@ var (
 
 // Serve runs the REST gateway until ctx ends. With embedded SpiceDB it also
 // runs the sync in-process and is ready once the initial snapshot is in.
+//
+// It listens as soon as its configuration is checked, and then retries
+// what it needs (the key set, Postgres, SpiceDB) for up to
+// --startup-timeout: meanwhile /healthz answers 200 and /readyz and the API
+// 503, so an orchestrator neither restarts it nor routes traffic to it.
 func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// Every line logged with a request's context carries its request ID,
 	// and its trace ID when traced.
 	logger = telemetry.Logger(logger)
-	for _, check := range []func() error{cfg.Validate, cfg.requireDatabase, cfg.requireIdentity} {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg, err := cfg.withSecretFiles()
+	if err != nil {
+		return err
+	}
+	for _, check := range []func() error{cfg.requireDatabase, cfg.requireIdentity} {
 		if err := check(); err != nil {
 			return err
 		}
 	}
 	logger.Info("starting gateway", "config", cfg)
+	if cfg.SpiceDBEndpoint == "" && cfg.SpiceDBDatastoreURL != "" {
+		logger.Warn("this gateway runs the sync in-process on the shared SpiceDB datastore: a second serve replica like it waits as the sync's standby and never becomes ready; for several replicas run tenantgate sync and serve --spicedb-endpoint",
+			"sync_slot", cfg.SyncSlot)
+	}
 	// Files and flags first: a mistake in them fails at once, before any
 	// backend is reached. Validate has parsed the platform roles already.
 	platformRoles, err := authz.ParsePlatformRoles(cfg.PlatformRoles)
@@ -56,7 +73,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	gwCfg := gateway.Config{
-		ServiceToken: cfg.ServiceToken, ConsistencyWait: cfg.ConsistencyWait,
+		ServiceToken: cfg.ServiceToken, CurrentServiceToken: cfg.currentServiceToken(), ConsistencyWait: cfg.ConsistencyWait,
 		PlatformRoles: platformRoles, ExternalURL: cfg.ExternalURL,
 		RateLimitUser: cfg.RateLimitUser, RateLimitService: cfg.RateLimitService, RateLimitAddress: cfg.RateLimitAddress,
 		MaxInFlight: cfg.MaxInFlight, MetricsApart: cfg.MetricsAddr != "",
@@ -72,13 +89,67 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		forward = table
 	}
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		}
+	}
+	api, ops := &gateway.Starting{}, &gateway.Starting{}
+	// The servers and every loop share one lifetime: when ctx ends or a
+	// server fails, all of them stop, and Serve returns (closing what they
+	// used) only once all have.
+	group, gctx := errgroup.WithContext(ctx)
+	var serving sync.WaitGroup
+	serve := func(srv *http.Server, ln net.Listener) {
+		serving.Add(1)
+		group.Go(func() error {
+			defer serving.Done()
+			return serveHTTP(gctx, srv, ln, cfg.ShutdownTimeout, logger)
+		})
+	}
+	serve(gateway.NewServer(gwCfg, cfg.HTTPAddr, api, logger), ln)
+	if cfg.MetricsAddr != "" {
+		serve(newInternalServer(cfg.MetricsAddr, ops), nil)
+	}
+	group.Go(func() error { cfg.secrets.watch(gctx, logger); return nil })
+	group.Go(func() error {
+		err := runGateway(gctx, cfg, gwCfg, forward, logger, api, ops, serving.Wait)
+		if gctx.Err() != nil {
+			// Stopped while starting: not a failure of its own (a server
+			// that failed is the group's error).
+			return nil
+		}
+		return err
+	})
+	return group.Wait()
+}
 
+// runGateway opens what the gateway needs, retrying for up to
+// --startup-timeout, swaps it into api and ops, and runs its loops until
+// ctx ends. It closes what it opened only after drained returns: once no
+// server can hand a request to it any more.
+func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward gateway.ForwardRoutes, logger *slog.Logger,
+	api, ops *gateway.Starting, drained func(),
+) error {
+	start := newStartup(cfg.StartupTimeout, logger)
+	// The key set first: it is the cheapest to reach and the likeliest to
+	// be misconfigured.
+	verifier, err := retryStartup(ctx, start, "identity", func(ctx context.Context) (*identity.Verifier, error) {
+		return identity.New(ctx, cfg.identityConfig(logger))
+	})
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
 	tracing, stopTracing, err := startTracing(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
-	st, err := store.Open(ctx, cfg.DatabaseURL, logger, store.WithTracerProvider(tracing.TracerProvider()))
+	st, err := retryStartup(ctx, start, "postgres", func(ctx context.Context) (*store.Store, error) {
+		return store.Open(ctx, cfg.DatabaseURL, logger, store.WithTracerProvider(tracing.TracerProvider()),
+			store.WithPassword(cfg.databasePassword()))
+	})
 	if err != nil {
 		return err
 	}
@@ -108,8 +179,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Name: "tenantgate_gateway_floor_lsn",
 		Help: "WAL position of the application database that every read of this gateway reflects at least; far behind pg_current_wal_lsn() means the sync, or this gateway's view of it, lags, and reads without a consistency token may be that old.",
 	}, func() float64 { return float64(floorLSN()) }))
-	sdb, err := openSpiceDB(ctx, cfg, logger, spicedb.WithFloor(floor),
-		spicedb.WithTracing(tracing.TracerProvider(), telemetry.Propagator()))
+	sdb, err := retryStartup(ctx, start, "spicedb", func(ctx context.Context) (*spiceDB, error) {
+		return openSpiceDB(ctx, cfg, logger, spicedb.WithFloor(floor),
+			spicedb.WithTracing(tracing.TracerProvider(), telemetry.Propagator()))
+	})
 	if err != nil {
 		return err
 	}
@@ -161,10 +234,6 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	ready = health.readyWith(ready)
 	loops = append(loops, health.Run)
 
-	verifier, err := identity.New(ctx, cfg.identityConfig(logger))
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
 	stale := mirror.NewStaleness(cfg.MaxStaleness)
 	if cfg.MaxStaleness > 0 {
 		loops = append(loops, func(ctx context.Context) { stale.Watch(ctx, st, coverage, cfg.SyncPollInterval, logger) })
@@ -197,22 +266,16 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The servers and every loop share one lifetime: when ctx ends or a
-	// server fails, all of them stop, and Serve returns (closing what they
-	// used) only once all have.
-	group, gctx := errgroup.WithContext(ctx)
+	var running sync.WaitGroup
 	for _, loop := range loops {
-		group.Go(func() error { loop(gctx); return nil })
+		running.Go(func() { loop(ctx) })
 	}
-	group.Go(func() error {
-		return serveHTTP(gctx, gw.Server(cfg.HTTPAddr), cfg.Listener, cfg.ShutdownTimeout, logger)
-	})
-	if cfg.MetricsAddr != "" {
-		group.Go(func() error {
-			return serveHTTP(gctx, newInternalServer(cfg.MetricsAddr, gw.OpsHandler()), nil, cfg.ShutdownTimeout, logger)
-		})
-	}
-	return group.Wait()
+	api.Ready(gw.Handler())
+	ops.Ready(gw.OpsHandler())
+	logger.Info("gateway started")
+	running.Wait()
+	drained()
+	return nil
 }
 
 // serveHTTP serves srv on ln (nil: a listener on srv.Addr) until ctx ends,

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -32,6 +34,10 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg, err := cfg.withSecretFiles()
+	if err != nil {
+		return err
+	}
 	if err := cfg.requireDatabase(); err != nil {
 		return err
 	}
@@ -39,40 +45,78 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("config: %w: sync needs a persistent SpiceDB (--spicedb-endpoint or --spicedb-datastore-url); the memory datastore would vanish with this process (serve runs the sync itself for it)", authz.ErrInvalid)
 	}
 	logger.Info("starting sync", "config", cfg)
-	sdb, err := openSpiceDB(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(sdb)
-	syncer, err := newSyncer(cfg, true, logger, reg, sdb)
-	if err != nil {
-		return err
-	}
 	if cfg.Reconcile {
+		sdb, syncer, err := openSync(ctx, cfg, logger, prometheus.NewRegistry())
+		if err != nil {
+			return err
+		}
+		defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
 		return reconcileOnce(ctx, syncer, logger)
 	}
-	// An idle sync would not notice SpiceDB is gone until its next write;
-	// it must not report ready meanwhile. Postgres ending the stream ends
-	// the run, and readiness with it.
-	health, err := newDependencyHealth(reg, logger, spiceDBProbe(sdb))
-	if err != nil {
-		return err
-	}
-	srv := newInternalServer(cfg.MetricsAddr, opsHandler(reg, health.readyWith(syncer.Ready)))
+	// The metrics server listens from the start, so that /healthz answers
+	// while SpiceDB is still being waited for; /readyz fails until the
+	// sync is running and caught up.
+	reg := prometheus.NewRegistry()
+	var ready atomic.Pointer[func() bool]
+	srv := newInternalServer(cfg.MetricsAddr, opsHandler(reg, func() bool {
+		r := ready.Load()
+		return r != nil && (*r)()
+	}))
 	// All run until ctx ends, and Sync returns once all have. The sync
 	// goes on without its metrics server, as it always has.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var group errgroup.Group
+	group.Go(func() error { cfg.secrets.watch(ctx, logger); return nil })
 	group.Go(func() error {
 		if err := serveHTTP(ctx, srv, nil, cfg.ShutdownTimeout, logger); err != nil {
 			logger.Error("metrics server stopped", "error", err)
 		}
 		return nil
 	})
-	group.Go(func() error { runSync(ctx, syncer, logger); return nil })
-	group.Go(func() error { health.Run(ctx); return nil })
-	return group.Wait()
+	err = func() error {
+		sdb, syncer, err := openSync(ctx, cfg, logger, reg)
+		if err != nil {
+			return err
+		}
+		defer sdb.stop(context.WithoutCancel(ctx)) //nolint:errcheck // shutting down
+		// An idle sync would not notice SpiceDB is gone until its next
+		// write; it must not report ready meanwhile. Postgres ending the
+		// stream ends the run, and readiness with it.
+		health, err := newDependencyHealth(reg, logger, spiceDBProbe(sdb))
+		if err != nil {
+			return err
+		}
+		r := health.readyWith(syncer.Ready)
+		ready.Store(&r)
+		var running errgroup.Group
+		running.Go(func() error { runSync(ctx, syncer, logger); return nil })
+		running.Go(func() error { health.Run(ctx); return nil })
+		return running.Wait()
+	}()
+	if ctx.Err() != nil {
+		err = nil // stopped while starting: not a failure
+	}
+	stop()
+	return errors.Join(err, group.Wait())
+}
+
+// openSync reaches SpiceDB, retrying for up to --startup-timeout, and
+// configures the sync on it.
+func openSync(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*spiceDB, *mirror.Syncer, error) {
+	sdb, err := retryStartup(ctx, newStartup(cfg.StartupTimeout, logger), "spicedb", func(ctx context.Context) (*spiceDB, error) {
+		return openSpiceDB(ctx, cfg, logger)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg.MustRegister(sdb)
+	syncer, err := newSyncer(cfg, true, logger, reg, sdb)
+	if err != nil {
+		_ = sdb.stop(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return sdb, syncer, nil
 }
 
 // newSyncer configures the sync; persistent selects a named slot resumed
@@ -115,16 +159,19 @@ func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
 	retry := &backoff.ExponentialBackOff{InitialInterval: syncRetryMin, RandomizationFactor: 0.5,
 		Multiplier: 2, MaxInterval: syncRetryMax}
 	for ctx.Err() == nil {
-		started := time.Now()
 		err := syncer.Run(ctx)
 		if err == nil {
 			return
 		}
-		if time.Since(started) > syncRetryMax {
+		// Only a run that streamed caught up for a while starts the
+		// backoff over: one that failed in its snapshot or reconcile, or
+		// on the same change in its backlog, however long that took,
+		// keeps backing off.
+		if syncer.LastRunReadyFor() > syncRetryMax {
 			retry.Reset()
 		}
 		wait := retry.NextBackOff()
-		logger.Error("sync stopped; retrying with a fresh snapshot", "error", err, "retry_in", wait.Round(time.Millisecond))
+		logger.Error("sync stopped; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):

@@ -128,6 +128,7 @@ func startTracedRemoteStack(t *testing.T, rcv *telemetrytest.Receiver) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
+	migrateSpiceDB(t, sdb)
 	remote := func(cfg *app.Config) {
 		cfg.DatabaseURL = dbURL
 		cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = sdb.Endpoint(), sdb.Token(), true

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,7 +23,6 @@ import (
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 // cluster is the one PostgreSQL server of a run: the application databases
@@ -214,7 +214,7 @@ func (c *cluster) dropDatabase(ctx context.Context, name string) error {
 }
 
 // startSpiceDB starts SpiceDB on a new database name with tenantgate's
-// schema written, as `tenantgate sync` would write it.
+// schema written by `tenantgate migrate`, as a deployment does.
 func (c *cluster) startSpiceDB(ctx context.Context, name string) (*spiceDB, error) {
 	if err := c.pg.CreateDatabase(ctx, name, ""); err != nil {
 		return nil, err
@@ -233,12 +233,23 @@ func (c *cluster) startSpiceDB(ctx context.Context, name string) (*spiceDB, erro
 		s.client, err = spicedb.Dial(spicedb.RemoteConfig{Endpoint: sdb.Endpoint(), Token: sdb.Token(), Insecure: true})
 	}
 	if err == nil {
-		err = s.client.WriteSchema(ctx, schema.Schema)
+		err = c.migrate(ctx, sdb)
 	}
 	if err != nil {
 		return nil, errors.Join(err, s.close(ctx))
 	}
 	return s, nil
+}
+
+// migrate runs `tenantgate migrate` on sdb, which writes the schema that
+// sync only waits for.
+func (c *cluster) migrate(ctx context.Context, sdb *testutil.SpiceDB) error {
+	out, err := exec.CommandContext(ctx, c.tenantgate, "migrate", "--spicedb-endpoint", sdb.Endpoint(),
+		"--spicedb-token", sdb.Token(), "--spicedb-insecure").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tenantgate migrate: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // close stops SpiceDB, keeps the tail of its log (its own dir goes with

@@ -154,8 +154,10 @@ func TestTenantgateServices(t *testing.T) {
 		check func(t *testing.T, s types.ServiceConfig, cfg app.Config)
 	}{
 		{svcMigrate, func(t *testing.T, s types.ServiceConfig, cfg app.Config) {
-			if cfg.SpiceDBEndpoint != "" || cfg.JWKSURL != "" || cfg.JWKSFile != "" {
-				t.Error("migrate needs only the database")
+			// It writes the SpiceDB schema that sync and serve wait for.
+			remoteSpiceDB(t, s, cfg)
+			if cfg.JWKSURL != "" || cfg.JWKSFile != "" {
+				t.Error("migrate needs only the database and SpiceDB")
 			}
 		}},
 		{svcSync, func(t *testing.T, s types.ServiceConfig, cfg app.Config) {

@@ -43,7 +43,7 @@ func TestStartOrder(t *testing.T) {
 		svcSpiceDBStore:   {},
 		svcSpiceDBMigrate: {svcSpiceDBStore: healthy},
 		svcSpiceDB:        {svcSpiceDBMigrate: completed},
-		svcMigrate:        {svcPostgres: healthy},
+		svcMigrate:        {svcPostgres: healthy, svcSpiceDB: healthy},
 		svcSeed:           {svcMigrate: completed},
 		svcSync:           {svcMigrate: completed, svcSeed: completed, svcSpiceDB: healthy},
 		svcDevIssuer:      {},
@@ -74,7 +74,8 @@ func TestStartOrder(t *testing.T) {
 		{svcSeed, svcServe},                  // the gateway answers on the sample data
 		{svcSpiceDBMigrate, svcSync},         // SpiceDB's tables exist before anything writes
 		{svcSpiceDBStore, svcServe},          // SpiceDB's storage is up under it
-		{svcSpiceDB, svcServe},               // the schema can be written at start
+		{svcSpiceDB, svcMigrate},             // migrate writes the SpiceDB schema
+		{svcMigrate, svcServe},               // the SpiceDB schema serve waits for is written
 		{svcSync, svcServe},                  // serve's readiness means SpiceDB is filled
 		{svcDevIssuer, svcServe},             // the JWKS file serve reads at start is written
 		{svcSpiceDBMigrate, svcSpiceDB},      // `spicedb serve` does not migrate

@@ -378,9 +378,6 @@ func TestClientsReachSpiceDB(t *testing.T) {
 		ns := m.namespace(t)
 		slots := map[string]string{}
 		for _, w := range workloads {
-			if w.subcommand == "migrate" {
-				continue
-			}
 			t.Run(dir+"/"+w.container, func(t *testing.T) {
 				ctr := w.of(t, m)
 				cfg, env := m.config(t, ctr)
@@ -415,7 +412,7 @@ func TestClientsReachSpiceDB(t *testing.T) {
 				checkSecretFile(t, m.deployment(t, w.deployment), ctr, cfg.SpiceDBCACert, tlsSecret, "ca.crt")
 			})
 		}
-		if len(slots) == 2 && slots["gateway"] != slots["sync"] {
+		if len(slots) == len(workloads) && slots["gateway"] != slots["sync"] {
 			t.Errorf("%s: gateway follows slot %q, sync runs slot %q", dir, slots["gateway"], slots["sync"])
 		}
 	}

@@ -64,14 +64,19 @@ var postgresSettings = []string{
 type PostgresOptions struct {
 	// Logger receives the cluster's lifecycle; nil discards.
 	Logger *slog.Logger
+	// Settings are postgresql.conf lines written after the defaults, which
+	// they override (a later line wins): "wal_level = replica" makes a
+	// server the sync cannot use, for tests of what it says.
+	Settings []string
 }
 
 // Postgres is a throwaway PostgreSQL cluster in a temp dir of its own, with
 // trust authentication for the superuser "postgres" on 127.0.0.1.
 type Postgres struct {
-	logger *slog.Logger
-	dir    string
-	port   int
+	logger   *slog.Logger
+	settings []string
+	dir      string
+	port     int
 	// cred runs the server binaries as the "postgres" user when we are root,
 	// because initdb and postgres refuse to run as root.
 	cred *syscall.Credential
@@ -101,7 +106,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	p := &Postgres{logger: logger, dir: dir, cred: cred}
+	p := &Postgres{logger: logger, dir: dir, cred: cred, settings: opts.Settings}
 	if err := p.create(ctx); err != nil {
 		// Cleaning up must work even when ctx is what ran out.
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), postgresTimeout)
@@ -122,7 +127,7 @@ func (p *Postgres) create(ctx context.Context) error {
 		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
 		return err
 	}
-	settings := slices.Concat(postgresSettings, []string{"unix_socket_directories = " + confString(p.dir)})
+	settings := slices.Concat(postgresSettings, []string{"unix_socket_directories = " + confString(p.dir)}, p.settings)
 	conf, err := os.OpenFile(filepath.Join(p.dataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err

@@ -16,6 +16,10 @@ type Config struct {
 	// ServiceToken, when set, is the bearer token of a trusted backend that
 	// may check on behalf of any user. Empty disables the service caller.
 	ServiceToken string
+	// CurrentServiceToken, when set, is asked for the service token on
+	// every request instead of ServiceToken, so that a token re-read from
+	// a file is rotated without a restart; "" disables the service caller.
+	CurrentServiceToken func() string
 	// MaxBodyBytes bounds a request body (default 256 KiB).
 	MaxBodyBytes int64
 	// MaxBulkChecks bounds the items of one bulk check (default 1000).

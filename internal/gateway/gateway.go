@@ -6,13 +6,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -121,9 +119,9 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics
 	limits  *limits
-	// serviceTokenHash is set only when a service token is configured.
-	serviceTokenHash *[sha256.Size]byte
-	handler          http.Handler
+	// serviceToken is the service token now; "" when none is configured.
+	serviceToken func() string
+	handler      http.Handler
 	// scrape serves /metrics, on Handler or on OpsHandler.
 	scrape http.Handler
 
@@ -182,9 +180,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		m.rateLimited.WithLabelValues(scope) // exported from zero
 	}
 	g.svc = &service{authz: deps.Authz, companies: deps.Companies, all: deps.All, explainer: deps.Explainer, users: deps.Users, metrics: m}
-	if cfg.ServiceToken != "" {
-		h := sha256.Sum256([]byte(cfg.ServiceToken))
-		g.serviceTokenHash = &h
+	g.serviceToken = cfg.CurrentServiceToken
+	if g.serviceToken == nil {
+		token := cfg.ServiceToken
+		g.serviceToken = func() string { return token }
 	}
 	g.scrape = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelError),
@@ -197,23 +196,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 // recovery.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Server returns an http.Server for addr with every timeout set, since the
-// zero http.Server lets a slow client hold a connection forever.
+// Server returns an http.Server for addr serving every route (NewServer).
 func (g *Gateway) Server(addr string) *http.Server {
-	const readTimeout = 15 * time.Second
-	return &http.Server{
-		Addr:              addr,
-		Handler:           g.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       readTimeout,
-		// The write deadline runs from the end of the headers, so it must
-		// cover reading the body and the backend calls, or a slow but
-		// correct answer would be cut off.
-		WriteTimeout:   readTimeout + g.cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, // room for large JWTs
-		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	}
+	return NewServer(g.cfg, addr, g.handler, g.log)
 }
 
 //go:embed openapi.yaml

@@ -40,6 +40,9 @@ func (r *run) ensureRemote(ctx context.Context) (*remoteBackend, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	b.sdb, r.remote = sdb, b
+	if err := migrateTenantgate(ctx, r.cfg.TenantgateBin, "--spicedb-endpoint="+sdb.endpoint, "--spicedb-token="+sdb.token, "--spicedb-insecure"); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	metricsAddr, metricsBase, err := loopback()
 	if err != nil {
 		return nil, fmt.Errorf("bench: sync: %w", err)
@@ -134,6 +137,9 @@ func (r *run) variant(ctx context.Context, system System, index bool) (variant, 
 		}
 		v.slot = "bench_" + suffix
 		v.datastoreURL = r.pg.URL("spicedb_" + suffix)
+		if err := migrateTenantgate(ctx, r.cfg.TenantgateBin, "--spicedb-datastore-url="+v.datastoreURL); err != nil {
+			return v, fmt.Errorf("bench: %w", err)
+		}
 		v.args = []string{"--spicedb-datastore-url=" + v.datastoreURL, "--sync-slot=" + v.slot}
 	}
 	return v, nil

@@ -12,7 +12,6 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
-	"github.com/tenantgate/tenantgate/schema"
 )
 
 // spiceDBServer is `spicedb serve` on a Postgres datastore, plaintext gRPC
@@ -25,7 +24,7 @@ type spiceDBServer struct {
 }
 
 // startSpiceDB starts a server called name on a migrated datastore and
-// returns once it has taken the schema.
+// returns once it answers.
 func startSpiceDB(ctx context.Context, name, bin, datastoreURL, logDir string) (*spiceDBServer, error) {
 	port, err := devenv.FreePort()
 	if err != nil {
@@ -38,7 +37,7 @@ func startSpiceDB(ctx context.Context, name, bin, datastoreURL, logDir string) (
 	}
 	s.client, err = spicedb.Dial(spicedb.RemoteConfig{Endpoint: s.endpoint, Token: s.token, Insecure: true})
 	if err == nil {
-		err = s.awaitSchema(ctx)
+		err = s.awaitServing(ctx)
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("spicedb: %w", err), s.stop(context.WithoutCancel(ctx)))
@@ -59,16 +58,28 @@ func migrateSpiceDB(ctx context.Context, bin, datastoreURL string) error {
 	return nil
 }
 
-// awaitSchema writes the schema until SpiceDB takes it: the first call it
-// can answer, and one every later user needs anyway.
-func (s *spiceDBServer) awaitSchema(ctx context.Context) error {
+// migrateTenantgate runs `tenantgate migrate` with args, which writes the
+// SpiceDB schema that serve and sync only wait for, as in production.
+func migrateTenantgate(ctx context.Context, bin string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"migrate", "--log-format=json"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("tenantgate migrate: %w\n%s", err, devenv.Tail(out, logTailBytes))
+	}
+	return nil
+}
+
+// awaitServing reads the schema until SpiceDB answers: the first call it
+// can answer. Writing it is `tenantgate migrate`'s (migrateTenantgate).
+func (s *spiceDBServer) awaitServing(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		callCtx, cancelCall := context.WithTimeout(ctx, 2*time.Second)
-		err := s.client.WriteSchema(callCtx, schema.Schema)
+		_, err := s.client.ReadSchema(callCtx)
 		cancelCall()
 		if err == nil {
 			return nil

@@ -11,9 +11,9 @@ type metrics struct {
 	skipped        *prometheus.CounterVec
 	snapshotRows   prometheus.Counter
 	reconciled     *prometheus.CounterVec
+	reconcileSkips prometheus.Counter
 	streamFailures prometheus.Counter
-	slotRetained   prometheus.Gauge
-	slotBehind     prometheus.Gauge
+	slot           *slotGauges
 	active         prometheus.Gauge
 }
 
@@ -52,25 +52,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tenantgate_sync_reconcile_repairs_total",
 			Help: "Relationships a reconcile found wrong in SpiceDB and repaired, by result (missing, extra); any increase means SpiceDB had drifted from Postgres.",
 		}, []string{"result"}),
+		reconcileSkips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantgate_sync_resume_reconciles_skipped_total",
+			Help: "Resumes that skipped their reconcile because the last full reconcile was less than the resume reconcile interval ago; a rising value with a rising tenantgate_sync_stream_failures_total means the stream keeps failing.",
+		}),
 		streamFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tenantgate_sync_stream_failures_total",
 			Help: "Sync runs that ended with an error and were restarted; a rising value means SpiceDB or Postgres keeps failing.",
 		}),
-		slotRetained: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tenantgate_sync_slot_retained_wal_bytes",
-			Help: "Bytes of WAL the replication slot keeps on the Postgres server; a high value fills the server's disk.",
-		}),
-		slotBehind: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tenantgate_sync_slot_confirmed_lag_bytes",
-			Help: "Bytes of WAL between the server's current position and what the sync confirmed; a high value means the sync falls behind.",
-		}),
+		slot: newSlotGauges(),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tenantgate_sync_active",
 			Help: "1 while this process is the active sync following the stream, 0 while it is a standby or starting over; if no process reports 1, revocations stop reaching SpiceDB.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.appliedLSN, m.lag, m.transactions, m.updates, m.batchSize, m.skipped,
-		m.snapshotRows, m.reconciled, m.streamFailures, m.slotRetained, m.slotBehind} {
+	for _, c := range append([]prometheus.Collector{m.active, m.appliedLSN, m.lag, m.transactions, m.updates, m.batchSize, m.skipped,
+		m.snapshotRows, m.reconciled, m.reconcileSkips, m.streamFailures}, m.slot.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

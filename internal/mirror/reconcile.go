@@ -49,18 +49,27 @@ const reconcileTable = "tenantgate_reconcile_spicedb"
 // on rows read before a change the stream applied later could undo it. While
 // it runs, keepAlive is called between batches.
 func (s *Syncer) reconcile(ctx context.Context, st pgState, keepAlive func() error) (ReconcileResult, error) {
-	started := time.Now()
-	var res ReconcileResult
 	conn, err := st.pool.Acquire(ctx)
 	if err != nil {
-		return res, fmt.Errorf("sync: reconcile: %w: %w", authz.ErrUnavailable, err)
+		return ReconcileResult{}, fmt.Errorf("sync: reconcile: %w: %w", authz.ErrUnavailable, err)
 	}
 	defer conn.Release()
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
-		return res, fmt.Errorf("sync: reconcile: %w", err)
+		return ReconcileResult{}, fmt.Errorf("sync: reconcile: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // temp table only
+	return s.reconcileIn(ctx, tx, keepAlive)
+}
+
+// reconcileIn reconciles SpiceDB with the rows tx sees, and commits tx (a
+// repeatable-read transaction: the comparison needs one view of the rows).
+// The fresh snapshot runs it inside the slot's exported snapshot, so that
+// SpiceDB ends equal to the rows at the slot's consistent point.
+func (s *Syncer) reconcileIn(ctx context.Context, tx pgx.Tx, keepAlive func() error) (ReconcileResult, error) {
+	started := time.Now()
+	s.noteReconcile(started)
+	var res ReconcileResult
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE `+reconcileTable+` (resource text, relation text, subject_type text, subject_id text) ON COMMIT DROP`); err != nil {
 		return res, fmt.Errorf("sync: reconcile: %w", err)
 	}

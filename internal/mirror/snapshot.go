@@ -40,14 +40,14 @@ func connectReplication(ctx context.Context, databaseURL string) (*pgconn.PgConn
 	cfg.RuntimeParams["replication"] = "database"
 	conn, err := pgconn.ConnectConfig(ctx, &cfg.Config)
 	if err != nil {
-		return nil, fmt.Errorf("sync: replication connection: %w: %w", authz.ErrUnavailable, err)
+		return nil, fmt.Errorf("sync: replication connection: %w", classify(err, authz.ErrUnavailable))
 	}
 	return conn, nil
 }
 
 func dropSlot(ctx context.Context, repl *pgconn.PgConn, slot string) error {
 	if err := pglogrepl.DropReplicationSlot(ctx, repl, slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
-		return fmt.Errorf("sync: drop slot %s: %w", slot, err)
+		return fmt.Errorf("sync: drop slot %s: %w", slot, classify(err, nil))
 	}
 	return nil
 }
@@ -56,25 +56,34 @@ func dropSlot(ctx context.Context, repl *pgconn.PgConn, slot string) error {
 // SNAPSHOT takes no parameters, so the name is checked before it is spliced.
 var snapshotNamePattern = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
-// freshStart creates the slot, copies every row visible in the snapshot the
-// slot exports into the target, reconciles the target with Postgres, and
-// returns the position the stream starts from. The exported snapshot lives
-// only until the next command on repl, so it is read before anything else is
-// sent there.
+// freshStart creates the slot, brings the target to the rows visible in the
+// snapshot the slot exports, and returns the position the stream starts
+// from. The exported snapshot lives only until the next command on repl, so
+// it is read before anything else is sent there.
+//
+// An empty target gets a bulk import. A target that holds relationships
+// (a lost slot, a failover, a forced re-snapshot) is reconciled inside the
+// exported snapshot: only the difference is written, and the gateways keep
+// answering from it meanwhile, as fresh as the last checkpoint, which is
+// still true of it (AppliedReader.Applied).
 func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState, temporary bool) (authz.LSN, error) {
 	started := time.Now()
+	empty, err := s.targetEmpty(ctx)
+	if err != nil {
+		return 0, err
+	}
+	version := 0
 	if !temporary {
-		if err := st.setSnapshotDone(ctx, false); err != nil {
+		if err := st.beginSnapshot(ctx, empty); err != nil {
+			return 0, err
+		}
+		if version, err = st.serverVersion(ctx); err != nil {
 			return 0, err
 		}
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Temporary:      temporary,
-		SnapshotAction: "EXPORT_SNAPSHOT",
-		Mode:           pglogrepl.LogicalReplication,
-	})
+	res, err := pglogrepl.ParseCreateReplicationSlot(repl.Exec(ctx, createSlotCommand(st.slot, temporary, version)))
 	if err != nil {
-		return 0, fmt.Errorf("sync: create replication slot %s (is wal_level=logical?): %w", st.slot, err)
+		return 0, fmt.Errorf("sync: create replication slot %s: %w", st.slot, classify(err, nil))
 	}
 	// The replication protocol answers in text, not a pg_lsn column.
 	start, err := authz.ParseLSN(res.ConsistentPoint)
@@ -84,19 +93,9 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 	if !snapshotNamePattern.MatchString(res.SnapshotName) {
 		return 0, fmt.Errorf("sync: unexpected snapshot name %q", res.SnapshotName)
 	}
-	rows, imported, err := s.copySnapshot(ctx, res.SnapshotName)
+	rows, err := s.copySnapshot(ctx, res.SnapshotName, empty)
 	if err != nil {
 		return 0, err
-	}
-	// Touches only add; the reconcile removes what SpiceDB held beyond the
-	// snapshot (changes made while no sync ran, or writes from elsewhere).
-	// An import into an empty SpiceDB holds the snapshot exactly, and the
-	// stream brings the rest: a reconcile would find nothing (at 1M rows it
-	// was over half of the backfill time).
-	if !imported {
-		if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
-			return 0, err
-		}
 	}
 	// A bulk import returns no revision: take one that covers the snapshot,
 	// so reads at least as fresh as the sync see all of it.
@@ -118,6 +117,27 @@ func (s *Syncer) freshStart(ctx context.Context, repl *pgconn.PgConn, st pgState
 	return start, nil
 }
 
+// failoverSlotVersion is the first PostgreSQL (server_version_num) whose
+// logical slots can follow a failover to a physical standby.
+const failoverSlotVersion = 170000
+
+// createSlotCommand is the replication command that creates the slot and
+// exports its snapshot. A persistent slot on PostgreSQL 17+ is created with
+// FAILOVER, so that standbys listed in synchronized_standby_slots keep a
+// copy and a promotion does not force a fresh snapshot; version is the
+// server's server_version_num (0 for a temporary slot, which never fails
+// over).
+func createSlotCommand(slot string, temporary bool, version int) string {
+	switch {
+	case temporary:
+		return fmt.Sprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT", slot)
+	case version >= failoverSlotVersion:
+		return fmt.Sprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER)", slot)
+	default:
+		return fmt.Sprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT", slot)
+	}
+}
+
 // snapshotQueries read the rows the snapshot is made of.
 // Every column is cast to text, which is what the stream decodes too
 // (pgoutput sends text), so that raw values read the same whatever types an
@@ -128,53 +148,59 @@ var snapshotQueries = []struct{ table, sql string }{
 		role::text AS role, status::text AS status FROM company_memberships`},
 }
 
-// copySnapshot writes the relationships of every row in the exported
-// snapshot. An empty target is filled with a bulk import, the fastest path;
-// otherwise relationships are touched in batches, which is idempotent.
-// imported says which path was taken.
-func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string) (rows int64, imported bool, err error) {
+// copySnapshot brings the target to the rows of the exported snapshot: a
+// bulk import into an empty target, the fastest path; otherwise a
+// reconcile read in the snapshot, which writes only the difference and
+// deletes what SpiceDB held beyond it (changes made while no sync ran, or
+// writes from elsewhere). It returns the number of rows.
+func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string, empty bool) (int64, error) {
 	cfg, err := connConfig(s.cfg.DatabaseURL)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return 0, false, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
+		return 0, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, false, fmt.Errorf("sync: snapshot transaction: %w", err)
+	// The reconcile compares in a temporary table, which a read-only
+	// transaction may not create.
+	mode := pgx.ReadOnly
+	if !empty {
+		mode = pgx.ReadWrite
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; nothing to undo
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: mode})
+	if err != nil {
+		return 0, fmt.Errorf("sync: snapshot transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only or temp table only
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snapshotName)); err != nil {
-		return 0, false, fmt.Errorf("sync: set transaction snapshot: %w", err)
+		return 0, fmt.Errorf("sync: set transaction snapshot: %w", err)
 	}
 	var total int64
 	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM companies) + (SELECT count(*) FROM company_memberships)`).Scan(&total); err != nil {
-		return 0, false, fmt.Errorf("sync: count rows: %w", err)
+		return 0, fmt.Errorf("sync: count rows: %w", err)
 	}
-	empty, err := s.targetEmpty(ctx)
-	if err != nil {
-		return 0, false, err
+	if !empty {
+		s.cfg.Logger.Info("sync: SpiceDB holds relationships; reconciling it with the snapshot instead of importing", "rows", total)
+		if _, err := s.reconcileIn(ctx, tx, noKeepAlive); err != nil {
+			return 0, err
+		}
+		// The reconcile read every row of the snapshot.
+		s.metrics.snapshotRows.Add(float64(total))
+		return total, nil
 	}
 	p := newProgress(s.cfg.Logger, total)
 	rels, readErr := s.snapshotRelationships(ctx, tx, p)
-	if empty {
-		var n uint64
-		if n, err = s.target.Import(ctx, rels); err == nil {
-			s.metrics.updates.WithLabelValues("import").Add(float64(n))
-			s.cfg.Logger.Info("sync: imported into an empty SpiceDB; if its datastore is PostgreSQL, run ANALYZE relation_tuple there now: until autovacuum does, every relationship delete scans the whole table (docs/operations.md)",
-				"relationships", n)
-		}
-	} else {
-		err = s.touchAll(ctx, rels)
-	}
+	n, err := s.target.Import(ctx, rels)
 	if err = errors.Join(*readErr, err); err != nil {
-		return 0, false, fmt.Errorf("sync: copy snapshot: %w", err)
+		return 0, fmt.Errorf("sync: copy snapshot: %w", err)
 	}
+	s.metrics.updates.WithLabelValues("import").Add(float64(n))
+	s.cfg.Logger.Info("sync: imported into an empty SpiceDB; if its datastore is PostgreSQL, run ANALYZE relation_tuple there now: until autovacuum does, every relationship delete scans the whole table (docs/operations.md)",
+		"relationships", n)
 	p.done()
-	return p.rows, empty, nil
+	return p.rows, nil
 }
 
 // snapshotRelationships yields the relationships of every snapshot row; a
@@ -225,21 +251,6 @@ func (s *Syncer) yieldTable(ctx context.Context, tx pgx.Tx, table, query string,
 		return false
 	}
 	return true
-}
-
-// touchAll writes rels as TOUCH updates in batches.
-func (s *Syncer) touchAll(ctx context.Context, rels iter.Seq[authz.Relationship]) error {
-	batch := make([]authz.Update, 0, maxBatch)
-	for rel := range rels {
-		batch = append(batch, authz.Update{Op: authz.OpTouch, Rel: rel})
-		if len(batch) == maxBatch {
-			if err := s.apply(ctx, batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	return s.apply(ctx, batch)
 }
 
 var errFound = errors.New("found")

@@ -69,7 +69,7 @@ func tryLock(ctx context.Context, databaseURL, slot string) (*activeLock, error)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("sync: lock connection: %w: %w", authz.ErrUnavailable, err)
+		return nil, fmt.Errorf("sync: lock connection: %w", classify(err, authz.ErrUnavailable))
 	}
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -112,7 +112,7 @@ func (p pgState) slotInfo(ctx context.Context) (slotInfo, error) {
 		return slotInfo{}, nil
 	}
 	if err != nil {
-		return slotInfo{}, fmt.Errorf("sync: read slot: %w", err)
+		return slotInfo{}, fmt.Errorf("sync: read slot: %w", classify(err, nil))
 	}
 	return slotInfo{exists: true, lost: walStatus != nil && *walStatus == "lost"}, nil
 }
@@ -126,9 +126,35 @@ func (p pgState) snapshotDone(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sync: read state (has `tenantgate migrate` run?): %w", err)
+		return false, fmt.Errorf("sync: read state: %w", classify(err, nil))
 	}
 	return done, nil
+}
+
+// beginSnapshot records that a new slot's snapshot is under way: until it
+// is done, the slot's confirmed position does not count as applied, only
+// the checkpoints do. forget drops the checkpoints as well, for a SpiceDB
+// that no longer holds what they cover (an empty one); one statement, so
+// that no reader sees one change without the other.
+func (p pgState) beginSnapshot(ctx context.Context, forget bool) error {
+	err := p.exec(ctx, `WITH forgotten AS (DELETE FROM tenantgate.sync_checkpoints WHERE slot = $1 AND $2)
+		INSERT INTO tenantgate.sync_state (slot, snapshot_done) VALUES ($1, false)
+		ON CONFLICT (slot) DO UPDATE SET snapshot_done = false, updated_at = now()`, p.slot, forget)
+	if err != nil {
+		return fmt.Errorf("sync: write state: %w", err)
+	}
+	return nil
+}
+
+// serverVersion is the server's server_version_num.
+func (p pgState) serverVersion(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var v int
+	if err := p.pool.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("sync: server version: %w", err)
+	}
+	return v, nil
 }
 
 func (p pgState) setSnapshotDone(ctx context.Context, done bool) error {
@@ -208,27 +234,13 @@ func (p pgState) deadLetter(ctx context.Context, s skippedRow, lsn authz.LSN) er
 	return nil
 }
 
-// slotRetention is how many bytes of WAL the slot keeps on the server, and
-// how far its confirmed position trails the server's WAL end.
-func (p pgState) slotRetention(ctx context.Context) (retained, behind float64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	err = p.pool.QueryRow(ctx, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0),
-			coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)
-		FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, p.slot).Scan(&retained, &behind)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, nil
-	}
-	return retained, behind, err
-}
-
 // walGeometry reads the server's WAL page and segment size.
 func (p pgState) walGeometry(ctx context.Context) (wal.Geometry, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	g, err := wal.ReadGeometry(ctx, p.pool)
 	if err != nil {
-		return wal.Geometry{}, fmt.Errorf("sync: %w: %w", authz.ErrUnavailable, err)
+		return wal.Geometry{}, fmt.Errorf("sync: %w", classify(err, authz.ErrUnavailable))
 	}
 	return g, nil
 }
@@ -354,11 +366,26 @@ func (r *AppliedReader) Applied(ctx context.Context) (Applied, error) {
 		return Applied{}, fmt.Errorf("sync applied: %w", err)
 	}
 	a := Applied{Progress: p, geometry: geometry}
-	// A slot being made anew reports its start as confirmed before the
-	// snapshot behind it is in SpiceDB; and without a token no read could
-	// be made fresh enough, so neither counts as applied.
-	if p.SnapshotDone && p.Token != "" {
-		a.through = max(slotAt, p.Checkpoint)
-	}
+	a.through = appliedThrough(p, slotAt)
 	return a, nil
+}
+
+// appliedThrough is the position up to which every transaction is in
+// SpiceDB, given the sync's progress and its slot's confirmed position.
+// Without a token no read could be made fresh enough: nothing is. A slot
+// being made anew reports its start as confirmed before the snapshot
+// behind it is in SpiceDB, so until that snapshot is done only the
+// checkpoints count: those of an earlier slot stay true of a SpiceDB that
+// is reconciled in place (the sync drops them when SpiceDB is empty), and
+// they keep a re-snapshot from taking the gateways down while it leaves
+// the staleness bound to judge changes made since.
+func appliedThrough(p Progress, slotAt authz.LSN) authz.LSN {
+	switch {
+	case p.Token == "":
+		return 0
+	case p.SnapshotDone:
+		return max(slotAt, p.Checkpoint)
+	default:
+		return p.Checkpoint
+	}
 }

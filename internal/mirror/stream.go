@@ -87,7 +87,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st pgState, lo
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", s.cfg.Publication)},
 	})
 	if err != nil {
-		return fmt.Errorf("sync: start replication on slot %s (has `tenantgate migrate` created publication %q?): %w", st.slot, s.cfg.Publication, err)
+		return fmt.Errorf("sync: start replication on slot %s with publication %s: %w", st.slot, s.cfg.Publication, classify(err, nil))
 	}
 	s.setActive(true)
 	ss := &streamState{relations: map[uint32]*pglogrepl.RelationMessage{}, confirmed: start, committed: start,
@@ -208,7 +208,7 @@ func (s *Syncer) housekeeping(ctx context.Context, st pgState, lock *activeLock,
 func (s *Syncer) handle(ctx context.Context, st pgState, ss *streamState, msg pgproto3.BackendMessage) (replyNow bool, err error) {
 	switch msg := msg.(type) {
 	case *pgproto3.ErrorResponse:
-		return false, fmt.Errorf("sync: server error: %w", pgconn.ErrorResponseToPgError(msg))
+		return false, fmt.Errorf("sync: server error: %w", classify(pgconn.ErrorResponseToPgError(msg), nil))
 	case *pgproto3.CopyData:
 		if len(msg.Data) == 0 {
 			return false, nil

@@ -68,6 +68,11 @@ type Config struct {
 	// which repairs a SpiceDB that was emptied, restored or replaced while
 	// no sync ran.
 	ReconcileOnResume bool
+	// ResumeReconcileEvery is the least time between a full reconcile and
+	// the next resume's: a stream that keeps failing on one change must not
+	// reconcile all of SpiceDB on every retry. A resume into an empty
+	// SpiceDB reconciles regardless.
+	ResumeReconcileEvery time.Duration
 	// WriteTimeout bounds one write to the target.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -83,6 +88,9 @@ const (
 	DefaultHeartbeatInterval = time.Minute
 	DefaultStandbyPoll       = time.Second
 	DefaultWriteTimeout      = 30 * time.Second
+	// DefaultResumeReconcileEvery lets a process that retries a failing
+	// stream reconcile at most every quarter hour.
+	DefaultResumeReconcileEvery = 15 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -95,6 +103,7 @@ func (c Config) withDefaults() Config {
 		{&c.HeartbeatInterval, DefaultHeartbeatInterval},
 		{&c.StandbyPoll, DefaultStandbyPoll},
 		{&c.WriteTimeout, DefaultWriteTimeout},
+		{&c.ResumeReconcileEvery, DefaultResumeReconcileEvery},
 	}
 	for _, d := range defaults {
 		if *d.d == 0 {
@@ -135,6 +144,13 @@ type Syncer struct {
 	state       pgState
 	// lastPrune is when the active sync last pruned old checkpoints.
 	lastPrune time.Time
+	// lastReconcile is when this process last began a full reconcile (zero
+	// before the first).
+	lastReconcile time.Time
+	// readySince is when the current run became ready (zero while it is
+	// not); readyFor is how long the last run that ended had been.
+	readySince time.Time
+	readyFor   time.Duration
 }
 
 // checkpointPruneEvery spaces out checkpoint pruning.
@@ -163,7 +179,44 @@ func New(cfg Config, target Target) (*Syncer, error) {
 // revocation made during the copy, say), so a gateway waits for it.
 func (s *Syncer) Ready() bool { return s.ready.Load() }
 
-func (s *Syncer) setReady(ready bool) { s.ready.Store(ready) }
+// setReady(true) marks the run caught up; setReady(false) ends the run.
+func (s *Syncer) setReady(ready bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case ready && s.readySince.IsZero():
+		s.readySince = time.Now()
+	case !ready:
+		s.readyFor = 0
+		if !s.readySince.IsZero() {
+			s.readyFor, s.readySince = time.Since(s.readySince), time.Time{}
+		}
+	}
+	s.ready.Store(ready)
+}
+
+// LastRunReadyFor is how long the last run that ended had been ready
+// (caught up and streaming): a run that failed before it caught up, however
+// long its snapshot or reconcile took, reports zero, so its retries keep
+// backing off.
+func (s *Syncer) LastRunReadyFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readyFor
+}
+
+// noteReconcile records that a full reconcile begins.
+func (s *Syncer) noteReconcile(at time.Time) {
+	s.mu.Lock()
+	s.lastReconcile = at
+	s.mu.Unlock()
+}
+
+// resumeReconcileDue decides whether a resume reconciles: when this
+// process has not reconciled within every. (A process that starts has not.)
+func resumeReconcileDue(last, now time.Time, every time.Duration) bool {
+	return last.IsZero() || now.Sub(last) >= every
+}
 
 // setActive records whether this process follows the stream, caught up or
 // not.
@@ -270,10 +323,8 @@ func (s *Syncer) prepare(ctx context.Context, repl *pgconn.PgConn, st pgState) (
 	switch {
 	case info.exists && !info.lost && done:
 		s.cfg.Logger.Info("sync: resuming from slot", "slot", st.slot)
-		if s.cfg.ReconcileOnResume {
-			if _, err := s.reconcile(ctx, st, noKeepAlive); err != nil {
-				return 0, err
-			}
+		if err := s.reconcileOnResume(ctx, st); err != nil {
+			return 0, err
 		}
 		// Zero asks Postgres for the slot's own confirmed position.
 		return 0, nil
@@ -291,6 +342,34 @@ func (s *Syncer) prepare(ctx context.Context, repl *pgconn.PgConn, st pgState) (
 }
 
 func noKeepAlive() error { return nil }
+
+// reconcileOnResume reconciles a resumed slot unless this process did so
+// recently (see Config.ResumeReconcileEvery) and SpiceDB still holds
+// relationships.
+func (s *Syncer) reconcileOnResume(ctx context.Context, st pgState) error {
+	if !s.cfg.ReconcileOnResume {
+		return nil
+	}
+	s.mu.Lock()
+	last := s.lastReconcile
+	s.mu.Unlock()
+	due := resumeReconcileDue(last, time.Now(), s.cfg.ResumeReconcileEvery)
+	if !due {
+		empty, err := s.targetEmpty(ctx)
+		if err != nil {
+			return err
+		}
+		due = empty
+	}
+	if !due {
+		s.metrics.reconcileSkips.Inc()
+		s.cfg.Logger.Info("sync: resuming without a reconcile; the last one was recent",
+			"last_reconcile", last.UTC().Format(time.RFC3339), "every", s.cfg.ResumeReconcileEvery)
+		return nil
+	}
+	_, err := s.reconcile(ctx, st, noKeepAlive)
+	return err
+}
 
 // background keeps the slot advancing and its WAL retention visible while
 // the stream runs.
@@ -318,12 +397,11 @@ func (s *Syncer) background(ctx context.Context, st pgState) {
 // sampleRetention sets the slot's WAL gauges; a failed read keeps the last
 // values.
 func (s *Syncer) sampleRetention(ctx context.Context, st pgState) {
-	retained, behind, err := st.slotRetention(ctx)
+	status, err := slotStatus(ctx, st.pool, st.slot)
 	if err != nil {
 		return
 	}
-	s.metrics.slotRetained.Set(retained)
-	s.metrics.slotBehind.Set(behind)
+	s.metrics.slot.set(status)
 }
 
 // apply writes updates to the target with a bounded deadline and accounts

@@ -113,11 +113,15 @@ func (f *Follower) FloorLSN() authz.LSN {
 	return 0
 }
 
-// Ready reports whether the sync's initial snapshot is in SpiceDB and the
-// sync has caught up with the gateway's start.
+// Ready reports whether the sync has caught up with the gateway's start
+// and SpiceDB still holds what a checkpoint covers. A re-snapshot into a
+// SpiceDB that holds relationships keeps the checkpoints, and the gateway
+// ready (the staleness bound judges the changes that wait meanwhile); one
+// into an empty SpiceDB drops them, and the gateway is not ready until the
+// import is in.
 func (f *Follower) Ready() bool {
 	p := f.progress.Load()
-	return p != nil && p.SnapshotDone && f.caughtUp.Load()
+	return p != nil && p.Token != "" && f.caughtUp.Load()
 }
 
 // WaitPollInterval is how often a remote gateway reads whether the sync

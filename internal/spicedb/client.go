@@ -12,6 +12,8 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
@@ -106,9 +108,23 @@ func (c *Client) WriteSchema(ctx context.Context, schema string) error {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	if _, err := c.schema.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: schema}); err != nil {
-		return translate("write schema", err)
+		return translateStartup("write schema", err)
 	}
 	return nil
+}
+
+// ReadSchema returns the schema SpiceDB holds, "" when it holds none.
+func (c *Client) ReadSchema(ctx context.Context) (string, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	resp, err := c.schema.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	if status.Code(err) == codes.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", translateStartup("read schema", err)
+	}
+	return resp.GetSchemaText(), nil
 }
 
 // wanted is the token a read must be at least as fresh as: the caller's

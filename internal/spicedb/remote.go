@@ -2,6 +2,7 @@ package spicedb
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"time"
 
@@ -18,6 +19,9 @@ type RemoteConfig struct {
 	Endpoint string
 	// Token is SpiceDB's preshared key, sent as a bearer token on every call.
 	Token string
+	// CurrentToken, when set, is asked for the key on every call instead
+	// of Token, so that a rotated key is sent without a restart.
+	CurrentToken func() string
 	// Insecure dials without TLS, for a cluster on a trusted local network.
 	Insecure bool
 	// CACertPath optionally names a PEM bundle to trust instead of the
@@ -73,7 +77,7 @@ func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {
 		return []grpc.DialOption{
 			reconnect,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpcutil.WithInsecureBearerToken(cfg.Token),
+			grpc.WithPerRPCCredentials(bearer{token: currentToken(cfg)}),
 		}, nil
 	}
 	var (
@@ -88,5 +92,27 @@ func dialOptions(cfg RemoteConfig) ([]grpc.DialOption, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return []grpc.DialOption{reconnect, certs, grpcutil.WithBearerToken(cfg.Token)}, nil
+	return []grpc.DialOption{reconnect, certs, grpc.WithPerRPCCredentials(bearer{token: currentToken(cfg), secure: true})}, nil
 }
+
+func currentToken(cfg RemoteConfig) func() string {
+	if cfg.CurrentToken != nil {
+		return cfg.CurrentToken
+	}
+	return func() string { return cfg.Token }
+}
+
+// bearer sends SpiceDB's preshared key as it is when each call is made
+// (grpcutil's bearer credentials keep the key they were built with).
+type bearer struct {
+	token  func() string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token()}, nil
+}
+
+// RequireTransportSecurity refuses to send the key in clear unless the
+// connection was dialled insecure on purpose.
+func (b bearer) RequireTransportSecurity() bool { return b.secure }

@@ -104,3 +104,36 @@ func unreachable(err error) bool {
 		errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, puddle.ErrClosedPool)
 }
+
+// ConnectHint names the cause and the fix of a PostgreSQL refusal to
+// connect that no retry can cure (a bad password, a login pg_hba.conf
+// refuses, a database that does not exist), or is "" for any other error.
+// Startup wraps such an error in authz.ErrInvalid so that it stops with it
+// instead of retrying for ever.
+func ConnectHint(err error) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return ""
+	}
+	switch pgErr.Code {
+	case "28P01": // invalid_password
+		return "PostgreSQL refused the password: fix the user or password in --database-url"
+	case "28000": // invalid_authorization_specification
+		if strings.Contains(pgErr.Message, "replication connection") {
+			return "pg_hba.conf has no entry for replication connections of this user: add one (host replication <user> <addr> scram-sha-256); managed services allow them with the replication privilege"
+		}
+		return "PostgreSQL refused the login (pg_hba.conf, or a role that may not log in): fix the user in --database-url or the server's pg_hba.conf"
+	case "3D000": // invalid_catalog_name
+		return "the database in --database-url does not exist: fix the URL"
+	}
+	return ""
+}
+
+// refusedForGood wraps a refusal ConnectHint knows in authz.ErrInvalid with
+// its fix, and returns any other error as it is.
+func refusedForGood(err error) error {
+	if hint := ConnectHint(err); hint != "" {
+		return fmt.Errorf("%w: %s: %w", authz.ErrInvalid, hint, err)
+	}
+	return err
+}

@@ -97,3 +97,25 @@ func TestTranslateWordsWhatTheCallerSees(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectHint(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"bad password", &pgconn.PgError{Code: "28P01"}, "password"},
+		{"pg_hba replication", &pgconn.PgError{Code: "28000", Message: "no pg_hba.conf entry for replication connection"}, "replication connections"},
+		{"pg_hba", &pgconn.PgError{Code: "28000", Message: "no pg_hba.conf entry for host"}, "refused the login"},
+		{"no database", &pgconn.PgError{Code: "3D000"}, "does not exist"},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, ""},
+		{"not postgres", errors.New("boom"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ConnectHint(tc.err)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("ConnectHint = %q, want one naming %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -60,7 +60,7 @@ func Migrate(ctx context.Context, databaseURL string, logger *slog.Logger) error
 	defer db.Close()
 
 	if err := createSchema(ctx, db); err != nil {
-		return fmt.Errorf("migrate: %w", translate(err))
+		return fmt.Errorf("migrate: %w", refusedForGood(translate(err)))
 	}
 	migrations, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -103,7 +103,24 @@ func Migrate(ctx context.Context, databaseURL string, logger *slog.Logger) error
 		return fmt.Errorf("migrate: %w", translate(err))
 	}
 	logger.InfoContext(ctx, "database schema up to date", slog.Int64("version", version))
+	warnWALLevel(ctx, db, logger)
 	return nil
+}
+
+// warnWALLevel warns when the server cannot feed the sync: the publication
+// is made either way, but `tenantgate sync` would refuse to start.
+func warnWALLevel(ctx context.Context, db *sql.DB, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	var level string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('wal_level')`).Scan(&level); err != nil {
+		logger.WarnContext(ctx, "could not read wal_level", slog.Any("error", err))
+		return
+	}
+	if level != "logical" {
+		logger.WarnContext(ctx, "wal_level is not logical: tenantgate sync cannot stream changes; set wal_level = logical and restart PostgreSQL (AWS RDS/Aurora: rds.logical_replication = 1), then run `tenantgate doctor`",
+			slog.String("wal_level", level))
+	}
 }
 
 // createSchema makes the schema goose's version table lives in, which goose

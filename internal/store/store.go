@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -46,13 +47,21 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	tracer trace.TracerProvider
+	tracer   trace.TracerProvider
+	password func() string
 }
 
 // WithTracerProvider makes a span with tp of every statement run inside a
 // trace; nil traces nothing.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracer = tp }
+}
+
+// WithPassword makes every new connection log in with password() instead
+// of the URL's password, so that a rotated password is used without a
+// restart; connections already open keep theirs.
+func WithPassword(password func() string) Option {
+	return func(o *options) { o.password = password }
 }
 
 // SetQuotas bounds what the management API lets one user create. Call it
@@ -111,6 +120,12 @@ func Open(ctx context.Context, databaseURL string, logger *slog.Logger, opts ...
 	}
 	queries := newQueryMetrics()
 	cfg.ConnConfig.Tracer = queries.poolTracer(o.tracer)
+	if o.password != nil {
+		cfg.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+			cc.Password = o.password()
+			return nil
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", translate(err))
@@ -122,7 +137,7 @@ func Open(ctx context.Context, databaseURL string, logger *slog.Logger, opts ...
 	defer cancel()
 	if err := s.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", refusedForGood(err))
 	}
 	logger.InfoContext(ctx, "connected to postgres",
 		slog.String("host", cfg.ConnConfig.Host),

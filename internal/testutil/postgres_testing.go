@@ -91,13 +91,14 @@ func NewEmptyTestDatabase(tb testing.TB) string {
 }
 
 // NewTestPostgres starts a cluster of tb's own, stopped and removed when tb
-// ends, for tests that stop or restart the server under a client. It needs
+// ends, for tests that stop or restart the server under a client or need
+// settings of their own (postgresql.conf lines, overriding the defaults). It needs
 // the server binaries even when PostgresURLEnv is set.
-func NewTestPostgres(tb testing.TB) *devenv.Postgres {
+func NewTestPostgres(tb testing.TB, settings ...string) *devenv.Postgres {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), testPostgresTimeout)
 	defer cancel()
-	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))})
+	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil)), Settings: settings})
 	if err != nil {
 		tb.Fatalf("testutil: %v", err)
 	}

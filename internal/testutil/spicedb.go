@@ -41,6 +41,9 @@ type SpiceDBOptions struct {
 	DatastoreURL string
 	// Logger receives the server's lifecycle; nil discards.
 	Logger *slog.Logger
+	// ExtraKeys are preshared keys the server accepts besides Token, as
+	// during a rotation of the key.
+	ExtraKeys []string
 }
 
 // SpiceDB is a real `spicedb serve` process on a Postgres datastore,
@@ -53,6 +56,7 @@ type SpiceDB struct {
 	dir          string
 	datastoreURL string
 	token        string
+	extraKeys    []string
 	port         int
 
 	mu     sync.Mutex
@@ -79,7 +83,7 @@ func StartSpiceDB(ctx context.Context, opts SpiceDBOptions) (*SpiceDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start spicedb: %w", err)
 	}
-	s := &SpiceDB{logger: logger, bin: bin, dir: dir, datastoreURL: opts.DatastoreURL, token: rand.Text()}
+	s := &SpiceDB{logger: logger, bin: bin, dir: dir, datastoreURL: opts.DatastoreURL, token: rand.Text(), extraKeys: opts.ExtraKeys}
 	if err := s.create(ctx); err != nil {
 		// Cleaning up must work even when ctx is what ran out.
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spicedbTimeout)
@@ -213,8 +217,9 @@ func (s *SpiceDB) logFile() string { return filepath.Join(s.dir, "spicedb.log") 
 // caller to look for a port clash in.
 func (s *SpiceDB) startLocked(ctx context.Context) (output string, err error) {
 	proc, err := StartProcess(ProcessOptions{
-		Path:    s.bin,
-		Args:    devenv.SpiceDBServeArgs(s.Endpoint(), s.token, s.datastoreURL),
+		Path: s.bin,
+		// SpiceDB takes several keys separated by commas.
+		Args:    devenv.SpiceDBServeArgs(s.Endpoint(), strings.Join(append([]string{s.token}, s.extraKeys...), ","), s.datastoreURL),
 		LogFile: s.logFile(),
 	})
 	if err != nil {

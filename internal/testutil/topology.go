@@ -51,8 +51,8 @@ type TopologyOptions struct {
 	Seed string
 }
 
-// StartTopology seeds the application database and starts SpiceDB; both
-// go away when tb ends.
+// StartTopology seeds the application database, starts SpiceDB and runs
+// `tenantgate migrate` on both; they go away when tb ends.
 func StartTopology(tb testing.TB, opts TopologyOptions) *Topology {
 	tb.Helper()
 	ctx := tb.Context()
@@ -87,7 +87,9 @@ func StartTopology(tb testing.TB, opts TopologyOptions) *Topology {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sdb.Close(context.Background()) })
-	return &Topology{AppURL: opts.AppURL, DB: db, SpiceDB: sdb}
+	tp := &Topology{AppURL: opts.AppURL, DB: db, SpiceDB: sdb}
+	MigrateTenantgate(tb, tp.RemoteFlags()...)
+	return tp
 }
 
 // RemoteFlags point a tenantgate command at the application database and
@@ -95,4 +97,15 @@ func StartTopology(tb testing.TB, opts TopologyOptions) *Topology {
 func (tp *Topology) RemoteFlags() []string {
 	return []string{"--database-url", tp.AppURL,
 		"--spicedb-endpoint", tp.SpiceDB.Endpoint(), "--spicedb-token", tp.SpiceDB.Token(), "--spicedb-insecure"}
+}
+
+// MigrateTenantgate runs `tenantgate migrate` with flags to completion, the
+// step a deployment runs before any serve or sync: with SpiceDB flags it
+// writes the SpiceDB schema, which serve and sync only wait for.
+func MigrateTenantgate(tb testing.TB, flags ...string) {
+	tb.Helper()
+	p := StartTenantgate(tb, "migrate", append([]string{"migrate"}, flags...)...)
+	if err := p.Wait(tb.Context()); err != nil {
+		tb.Fatalf("tenantgate migrate: %v\n%s", err, p.Output())
+	}
 }

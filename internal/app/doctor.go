@@ -1,0 +1,167 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/mirror"
+	"github.com/tenantgate/tenantgate/internal/spicedb"
+)
+
+// preflightTimeout bounds each dependency's checks, so that a server that
+// never answers fails its check instead of holding the others.
+const preflightTimeout = 15 * time.Second
+
+// report is the outcome of every preflight check, in order.
+type report struct {
+	OK     bool           `json:"ok"`
+	Checks []mirror.Check `json:"checks"`
+}
+
+// err is nil when no check failed; otherwise every failure with its fix,
+// wrapped in authz.ErrInvalid unless each failure is one a retry may cure.
+func (r report) err() error {
+	var failed []string
+	transient := true
+	for _, c := range r.Checks {
+		if c.Status != mirror.StatusFail {
+			continue
+		}
+		failed = append(failed, fmt.Sprintf("%s: %s (fix: %s)", c.Name, c.Detail, c.Fix))
+		transient = transient && c.Transient
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	msg := strings.Join(failed, "; ")
+	if transient {
+		return fmt.Errorf("preflight: %w: %s", authz.ErrUnavailable, msg)
+	}
+	return fmt.Errorf("preflight: %w: %s", authz.ErrInvalid, msg)
+}
+
+// preflight checks what the sync and the gateway need of Postgres, SpiceDB
+// and the key set, each with the fix when it is wrong. The error is
+// report.err: authz.ErrInvalid when a fix is needed, so startup can stop
+// instead of retrying.
+func preflight(ctx context.Context, cfg Config, logger *slog.Logger) (report, error) {
+	var checks []mirror.Check
+	checks = append(checks, postgresChecks(ctx, cfg)...)
+	checks = append(checks, spiceDBCheck(ctx, cfg), jwksCheck(ctx, cfg, logger))
+	r := report{Checks: checks}
+	err := r.err()
+	r.OK = err == nil
+	return r, err
+}
+
+func postgresChecks(ctx context.Context, cfg Config) []mirror.Check {
+	if err := cfg.requireDatabase(); err != nil {
+		return []mirror.Check{{Name: "postgres", Status: mirror.StatusFail, Detail: err.Error(), Fix: "set --database-url"}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	return mirror.CheckReplication(ctx, cfg.DatabaseURL, cfg.SyncSlot)
+}
+
+// spiceDBCheck reaches a remote SpiceDB with the token; an embedded one
+// runs in the process and has nothing to reach.
+func spiceDBCheck(ctx context.Context, cfg Config) mirror.Check {
+	c := mirror.Check{Name: "spicedb", Status: mirror.StatusOK}
+	if cfg.SpiceDBEndpoint == "" {
+		c.Status, c.Detail = mirror.StatusSkip, "embedded SpiceDB: nothing to reach"
+		return c
+	}
+	client, err := spicedb.Dial(spicedb.RemoteConfig{
+		Endpoint: cfg.SpiceDBEndpoint, Token: cfg.SpiceDBToken, Insecure: cfg.SpiceDBInsecure,
+		CACertPath: cfg.SpiceDBCACert, DatastoreEngine: cfg.SpiceDBDatastoreEngine,
+	})
+	if err == nil {
+		defer client.Close() //nolint:errcheck // a probe's connection
+		ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+		defer cancel()
+		err = client.Probe(ctx)
+	}
+	if err != nil {
+		return failedCheck(c, err, "set --spicedb-token to a preshared key SpiceDB was started with",
+			"check --spicedb-endpoint, TLS (--spicedb-insecure, --spicedb-ca-cert) and that SpiceDB is up")
+	}
+	c.Detail = "SpiceDB at " + cfg.SpiceDBEndpoint + " answers with the token"
+	return c
+}
+
+// jwksCheck reads the key set as the gateway does, which fails when it
+// holds no usable signing key.
+func jwksCheck(ctx context.Context, cfg Config, logger *slog.Logger) mirror.Check {
+	c := mirror.Check{Name: "jwks", Status: mirror.StatusOK}
+	source := cmp.Or(cfg.JWKSURL, cfg.JWKSFile)
+	if source == "" {
+		c.Status, c.Detail = mirror.StatusSkip, "no --jwks-url or --jwks-file (the sync needs none; serve does)"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	if _, err := identity.New(ctx, cfg.identityConfig(logger)); err != nil {
+		return failedCheck(c, err, "make --jwks-url or --jwks-file a JSON Web Key Set with RSA, EC or Ed25519 signing keys, and set --issuer and --audience",
+			"check that --jwks-url is reachable over https and answers 200")
+	}
+	c.Detail = "the key set at " + source + " holds usable signing keys"
+	return c
+}
+
+// failedCheck records err on c, with invalidFix when no retry can cure it
+// (it wraps authz.ErrInvalid) and transientFix otherwise.
+func failedCheck(c mirror.Check, err error, invalidFix, transientFix string) mirror.Check {
+	c.Status, c.Detail, c.Fix = mirror.StatusFail, err.Error(), invalidFix
+	if !errors.Is(err, authz.ErrInvalid) {
+		c.Fix, c.Transient = transientFix, true
+	}
+	return c
+}
+
+// Doctor runs the preflight checks and prints them to w, as text or, with
+// --json, as JSON; with --metrics it prints the slot's gauges instead. It
+// fails when any check fails; warnings do not.
+func Doctor(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Metrics {
+		if err := cfg.requireDatabase(); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+		defer cancel()
+		return mirror.WriteSlotMetrics(ctx, w, cfg.DatabaseURL, cfg.SyncSlot)
+	}
+	r, err := preflight(ctx, cfg, logger)
+	if printErr := printReport(w, r, cfg.JSON); printErr != nil {
+		return printErr
+	}
+	return err
+}
+
+func printReport(w io.Writer, r report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	var b strings.Builder
+	for _, c := range r.Checks {
+		fmt.Fprintf(&b, "%-5s %s: %s\n", strings.ToUpper(string(c.Status)), c.Name, c.Detail)
+		if c.Fix != "" && c.Status != mirror.StatusOK {
+			fmt.Fprintf(&b, "      fix: %s\n", c.Fix)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -197,6 +197,9 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	// loops run beside the server until it stops; they start once nothing
 	// can fail any more, so that an error return leaves none behind.
 	var loops []func(context.Context)
+	// syncLoop is the in-process sync of an embedded SpiceDB, which ends
+	// the gateway when it meets what no retry cures.
+	var syncLoop func(context.Context) error
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
 		// on a temporary slot; a Postgres datastore keeps a persistent one.
@@ -209,7 +212,7 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 		coverage = func(context.Context) (func(authz.LSN) bool, error) {
 			return syncer.Covers, nil
 		}
-		loops = append(loops, func(ctx context.Context) { runSync(ctx, syncer, logger) })
+		syncLoop = func(ctx context.Context) error { return runSync(ctx, syncer, logger) }
 	} else {
 		ready = follower.Ready
 		slotWaits, err := mirror.NewSlotWaits(applied, mirror.WaitPollInterval, reg)
@@ -266,16 +269,19 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	if err != nil {
 		return err
 	}
-	var running sync.WaitGroup
+	running, rctx := errgroup.WithContext(ctx)
 	for _, loop := range loops {
-		running.Go(func() { loop(ctx) })
+		running.Go(func() error { loop(rctx); return nil })
+	}
+	if syncLoop != nil {
+		running.Go(func() error { return syncLoop(rctx) })
 	}
 	api.Ready(gw.Handler())
 	ops.Ready(gw.OpsHandler())
 	logger.Info("gateway started")
-	running.Wait()
+	err = running.Wait()
 	drained()
-	return nil
+	return err
 }
 
 // serveHTTP serves srv on ln (nil: a listener on srv.Addr) until ctx ends,

@@ -89,9 +89,9 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		r := health.readyWith(syncer.Ready)
 		ready.Store(&r)
-		var running errgroup.Group
-		running.Go(func() error { runSync(ctx, syncer, logger); return nil })
-		running.Go(func() error { health.Run(ctx); return nil })
+		running, rctx := errgroup.WithContext(ctx)
+		running.Go(func() error { return runSync(rctx, syncer, logger) })
+		running.Go(func() error { health.Run(rctx); return nil })
 		return running.Wait()
 	}()
 	if ctx.Err() != nil {
@@ -152,8 +152,11 @@ const (
 
 // runSync keeps the sync running until ctx ends. A failed run is retried
 // with a fresh snapshot, which also removes whatever changed while it was
-// down, so a retry can never leave stale access behind.
-func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
+// down, so a retry can never leave stale access behind. An error no retry
+// cures (authz.ErrInvalid: a wrong wal_level, a missing privilege or
+// publication) ends it, so that the process exits with the fix instead of
+// retrying for ever.
+func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) error {
 	// Jittered, so that replicas that failed together do not retry
 	// together.
 	retry := &backoff.ExponentialBackOff{InitialInterval: syncRetryMin, RandomizationFactor: 0.5,
@@ -161,7 +164,10 @@ func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
 	for ctx.Err() == nil {
 		err := syncer.Run(ctx)
 		if err == nil {
-			return
+			return nil
+		}
+		if errors.Is(err, authz.ErrInvalid) {
+			return err
 		}
 		// Only a run that streamed caught up for a while starts the
 		// backoff over: one that failed in its snapshot or reconcile, or
@@ -177,6 +183,7 @@ func runSync(ctx context.Context, syncer *mirror.Syncer, logger *slog.Logger) {
 		case <-time.After(wait):
 		}
 	}
+	return nil
 }
 
 // newInternalServer serves h on addr for operators and tools rather than

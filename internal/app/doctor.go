@@ -72,6 +72,27 @@ func postgresChecks(ctx context.Context, cfg Config) []mirror.Check {
 	return mirror.CheckReplication(ctx, cfg.DatabaseURL, cfg.SyncSlot)
 }
 
+// checkReplication runs the preflight's Postgres checks at the start of a
+// process that runs the sync, retrying what a retry may cure until the
+// start's deadline. Without it the sync meets a wrong wal_level or a
+// missing publication only once it streams, one at a time, after a
+// snapshot it then throws away. Warnings are logged and do not stop it.
+func checkReplication(ctx context.Context, s *startup, cfg Config, logger *slog.Logger) error {
+	checks, err := retryStartup(ctx, s, "postgres preflight", func(ctx context.Context) ([]mirror.Check, error) {
+		checks := postgresChecks(ctx, cfg)
+		return checks, report{Checks: checks}.err()
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.Status == mirror.StatusWarn {
+			logger.WarnContext(ctx, "preflight: "+c.Detail, "check", c.Name, "fix", c.Fix)
+		}
+	}
+	return nil
+}
+
 // spiceDBCheck reaches a remote SpiceDB with the token; an embedded one
 // runs in the process and has nothing to reach.
 func spiceDBCheck(ctx context.Context, cfg Config) mirror.Check {

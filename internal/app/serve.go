@@ -62,10 +62,6 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}
 	logger.Info("starting gateway", "config", cfg)
-	if cfg.SpiceDBEndpoint == "" && cfg.SpiceDBDatastoreURL != "" {
-		logger.Warn("this gateway runs the sync in-process on the shared SpiceDB datastore: a second serve replica like it waits as the sync's standby and never becomes ready; for several replicas run tenantgate sync and serve --spicedb-endpoint",
-			"sync_slot", cfg.SyncSlot)
-	}
 	// Files and flags first: a mistake in them fails at once, before any
 	// backend is reached. Validate has parsed the platform roles already.
 	platformRoles, err := authz.ParsePlatformRoles(cfg.PlatformRoles)
@@ -100,12 +96,17 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// server fails, all of them stop, and Serve returns (closing what they
 	// used) only once all have.
 	group, gctx := errgroup.WithContext(ctx)
+	// The gateway's loops can end by themselves (the sync meets what no
+	// retry cures): the servers then stop first, so that nothing hands a
+	// request to what runGateway closes.
+	serversCtx, stopServers := context.WithCancel(gctx)
+	defer stopServers()
 	var serving sync.WaitGroup
 	serve := func(srv *http.Server, ln net.Listener) {
 		serving.Add(1)
 		group.Go(func() error {
 			defer serving.Done()
-			return serveHTTP(gctx, srv, ln, cfg.ShutdownTimeout, logger)
+			return serveHTTP(serversCtx, srv, ln, cfg.ShutdownTimeout, logger)
 		})
 	}
 	serve(gateway.NewServer(gwCfg, cfg.HTTPAddr, api, logger), ln)
@@ -114,7 +115,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	group.Go(func() error { cfg.secrets.watch(gctx, logger); return nil })
 	group.Go(func() error {
-		err := runGateway(gctx, cfg, gwCfg, forward, logger, api, ops, serving.Wait)
+		err := runGateway(gctx, cfg, gwCfg, forward, logger, api, ops, func() {
+			stopServers()
+			serving.Wait()
+		})
 		if gctx.Err() != nil {
 			// Stopped while starting: not a failure of its own (a server
 			// that failed is the group's error).
@@ -127,10 +131,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // runGateway opens what the gateway needs, retrying for up to
 // --startup-timeout, swaps it into api and ops, and runs its loops until
-// ctx ends. It closes what it opened only after drained returns: once no
-// server can hand a request to it any more.
+// ctx ends or one fails. It closes what it opened only after
+// stopServing returns: once the servers have drained and none can hand a
+// request to it any more.
 func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward gateway.ForwardRoutes, logger *slog.Logger,
-	api, ops *gateway.Starting, drained func(),
+	api, ops *gateway.Starting, stopServing func(),
 ) error {
 	start := newStartup(cfg.StartupTimeout, logger)
 	// The key set first: it is the cheapest to reach and the likeliest to
@@ -154,6 +159,13 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 		return err
 	}
 	defer st.Close()
+	// With embedded SpiceDB this process runs the sync; a gateway on a
+	// remote SpiceDB needs nothing of replication.
+	if cfg.SpiceDBEndpoint == "" {
+		if err := checkReplication(ctx, start, cfg, logger); err != nil {
+			return err
+		}
+	}
 	if authz.Consent(cfg.MembershipConsent) == authz.ConsentRequired {
 		st.RequireConsent()
 	}
@@ -163,14 +175,17 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st)
 
 	// The floor: reads without a consistency token of their own are made at
-	// least as fresh as the last change the sync applied, as the sync in
-	// this process says with embedded SpiceDB, its checkpoints otherwise.
+	// least as fresh as the last change the sync applied. A SpiceDB that
+	// outlives this process is fed by whichever sync holds the slot (the
+	// one in this process or another replica's, with embedded SpiceDB on
+	// a shared datastore; a `tenantgate sync`, with a remote one), so the
+	// gateway follows the sync's checkpoints in Postgres; only the memory
+	// datastore is fed by the sync in this process alone.
 	var syncer *mirror.Syncer
-	// applied reads the sync's bookkeeping, for a sync in another process.
 	applied := mirror.NewAppliedReader(st.Pool(), cfg.SyncSlot)
 	follower := mirror.NewFollower(applied)
 	floor, floorLSN := follower.Floor, follower.FloorLSN
-	if cfg.SpiceDBEndpoint == "" {
+	if !cfg.persistentSpiceDB() {
 		floor = func() string { return syncer.LatestToken() }
 		floorLSN = func() authz.LSN { return syncer.Applied() }
 	}
@@ -191,7 +206,7 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 
 	var ready func() bool
 	// Reads carrying a write's WAL position wait for the sync to apply it.
-	var waits gateway.AppliedWaiter
+	var waits lsnWaiter
 	// coverage tells the staleness bound how far the sync has applied.
 	var coverage mirror.ReadCoverage
 	// loops run beside the server until it stops; they start once nothing
@@ -202,17 +217,21 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	var syncLoop func(context.Context) error
 	if sdb.embedded {
 		// The memory datastore starts empty, so it takes a fresh snapshot
-		// on a temporary slot; a Postgres datastore keeps a persistent one.
-		syncer, err = newSyncer(cfg, cfg.SpiceDBDatastoreURL != "", logger, reg, sdb)
+		// on a temporary slot; a Postgres datastore keeps a persistent one,
+		// and replicas that share it take turns as its active sync while
+		// all of them serve.
+		syncer, err = newSyncer(cfg, cfg.persistentSpiceDB(), logger, reg, sdb)
 		if err != nil {
 			return err
 		}
+		syncLoop = func(ctx context.Context) error { return runSync(ctx, syncer, logger) }
+	}
+	if !cfg.persistentSpiceDB() {
 		ready = syncer.Ready
 		waits = syncer
 		coverage = func(context.Context) (func(authz.LSN) bool, error) {
 			return syncer.Covers, nil
 		}
-		syncLoop = func(ctx context.Context) error { return runSync(ctx, syncer, logger) }
 	} else {
 		ready = follower.Ready
 		slotWaits, err := mirror.NewSlotWaits(applied, mirror.WaitPollInterval, reg)
@@ -263,7 +282,7 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	gw, err := gateway.New(gwCfg, gateway.Deps{
 		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
 		Ready: ready, Logger: logger, Registry: reg,
-		Waits: &pastPositions{AppliedWaiter: waits, store: st}, Stale: stale.Stale,
+		Waits: &pastPositions{waits: waits, store: st}, Stale: stale.Stale,
 		TracerProvider: tracing.TracerProvider(), Propagator: telemetry.Propagator(),
 	})
 	if err != nil {
@@ -280,7 +299,7 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	ops.Ready(gw.OpsHandler())
 	logger.Info("gateway started")
 	err = running.Wait()
-	drained()
+	stopServing()
 	return err
 }
 

@@ -46,7 +46,7 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("starting sync", "config", cfg)
 	if cfg.Reconcile {
-		sdb, syncer, err := openSync(ctx, cfg, logger, prometheus.NewRegistry())
+		sdb, syncer, err := openSync(ctx, newStartup(cfg.StartupTimeout, logger), cfg, logger, prometheus.NewRegistry())
 		if err != nil {
 			return err
 		}
@@ -75,7 +75,11 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return nil
 	})
 	err = func() error {
-		sdb, syncer, err := openSync(ctx, cfg, logger, reg)
+		start := newStartup(cfg.StartupTimeout, logger)
+		if err := checkReplication(ctx, start, cfg, logger); err != nil {
+			return err
+		}
+		sdb, syncer, err := openSync(ctx, start, cfg, logger, reg)
 		if err != nil {
 			return err
 		}
@@ -103,8 +107,8 @@ func Sync(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 // openSync reaches SpiceDB, retrying for up to --startup-timeout, and
 // configures the sync on it.
-func openSync(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*spiceDB, *mirror.Syncer, error) {
-	sdb, err := retryStartup(ctx, newStartup(cfg.StartupTimeout, logger), "spicedb", func(ctx context.Context) (*spiceDB, error) {
+func openSync(ctx context.Context, start *startup, cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*spiceDB, *mirror.Syncer, error) {
+	sdb, err := retryStartup(ctx, start, "spicedb", func(ctx context.Context) (*spiceDB, error) {
 		return openSpiceDB(ctx, cfg, logger)
 	})
 	if err != nil {
@@ -124,6 +128,7 @@ func openSync(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometh
 func newSyncer(cfg Config, persistent bool, logger *slog.Logger, reg prometheus.Registerer, target mirror.Target) (*mirror.Syncer, error) {
 	return mirror.New(mirror.Config{
 		DatabaseURL:       cfg.DatabaseURL,
+		Password:          cfg.databasePassword(),
 		Persistent:        persistent,
 		Slot:              cfg.SyncSlot,
 		ReconcileInterval: cfg.ReconcileInterval,

@@ -165,12 +165,16 @@ type workload struct {
 	// subcommand is the only argument: everything else is configured
 	// through the environment, where this test can check it.
 	subcommand string
+	// secret is the workload's own Secret, holding the database URL of
+	// its Postgres role (deploy/postgres/roles.sql); no other workload
+	// may read it.
+	secret string
 }
 
 var workloads = []workload{
-	{deployment: "tenantgate-gateway", container: "gateway", subcommand: "serve"},
-	{deployment: "tenantgate-sync", container: "sync", subcommand: "sync"},
-	{deployment: "tenantgate-sync", container: "migrate", init: true, subcommand: "migrate"},
+	{deployment: "tenantgate-gateway", container: "gateway", subcommand: "serve", secret: "tenantgate-gateway"},
+	{deployment: "tenantgate-sync", container: "sync", subcommand: "sync", secret: "tenantgate-sync"},
+	{deployment: "tenantgate-sync", container: "migrate", init: true, subcommand: "migrate", secret: "tenantgate-migrate"},
 }
 
 // container returns the workload's container or fails the test.
@@ -236,8 +240,10 @@ func TestWorkloadsStart(t *testing.T) {
 					t.Errorf("command %q args %q, want the image's entrypoint with args [%s]", c.Command, c.Args, w.subcommand)
 				}
 				cfg, _ := m.config(t, c)
-				if cfg.DatabaseURL == "" {
-					t.Error("no database URL")
+				if cfg.DatabaseURLFile == "" {
+					t.Error("no database URL file")
+				} else {
+					checkSecretFile(t, m.deployment(t, w.deployment), c, cfg.DatabaseURLFile, w.secret, databaseURLKey)
 				}
 				switch w.subcommand {
 				case "serve":
@@ -303,10 +309,16 @@ func containerPort(c corev1.Container, name string) (int32, bool) {
 // documentedSecrets are the Secrets the manifests reference and the README
 // tells the operator of the cluster to create, with their keys.
 var documentedSecrets = map[string][]string{
-	"tenantgate":             {"database-url", "sync-database-url", "service-token"},
+	"tenantgate-gateway":     {databaseURLKey, "service-token"},
+	"tenantgate-sync":        {databaseURLKey},
+	"tenantgate-migrate":     {databaseURLKey},
 	"tenantgate-spicedb":     {datastoreURIKey, presharedKeyKey},
 	"tenantgate-spicedb-tls": {"tls.crt", "tls.key", "ca.crt"},
 }
+
+// databaseURLKey is the key of each component's Secret that holds the
+// database URL of its role.
+const databaseURLKey = "database-url"
 
 func TestSecretsAreReferencedNotInlined(t *testing.T) {
 	secret := secretFlags(t)
@@ -380,19 +392,17 @@ func TestClientsReachSpiceDB(t *testing.T) {
 		for _, w := range workloads {
 			t.Run(dir+"/"+w.container, func(t *testing.T) {
 				ctr := w.of(t, m)
-				cfg, env := m.config(t, ctr)
+				cfg, _ := m.config(t, ctr)
 				slots[w.container] = cfg.SyncSlot
 				host, port := spiceDBEndpoint(t, cfg.SpiceDBEndpoint)
 				if !servesCluster(host, c, ns) || port != spiceDBGRPCPort {
 					t.Errorf("SpiceDB endpoint %s: want the operator's Service %s on port %d", cfg.SpiceDBEndpoint, c.Metadata.Name, spiceDBGRPCPort)
 				}
 				// The token must be the key SpiceDB itself is started with.
-				token := env[app.EnvName("spicedb-token")].secret
-				if token == nil || token.Name != c.Spec.SecretName || token.Key != presharedKeyKey {
-					t.Errorf("SpiceDB token %+v: want key %s of Secret %s, the one SpiceDB reads", token, presharedKeyKey, c.Spec.SecretName)
-				}
-				if token != nil && token.Optional != nil && *token.Optional {
-					t.Error("SpiceDB token is optional: without it every call is refused")
+				if cfg.SpiceDBTokenFile == "" {
+					t.Errorf("no SpiceDB token file: want key %s of Secret %s, the one SpiceDB reads", presharedKeyKey, c.Spec.SecretName)
+				} else {
+					checkSecretFile(t, m.deployment(t, w.deployment), ctr, cfg.SpiceDBTokenFile, c.Spec.SecretName, presharedKeyKey)
 				}
 				tlsSecret := c.Spec.Config.TLSSecretName
 				if tlsSecret == "" {

@@ -68,13 +68,21 @@ type PostgresOptions struct {
 	// they override (a later line wins): "wal_level = replica" makes a
 	// server the sync cannot use, for tests of what it says.
 	Settings []string
+	// Password, when not empty, is the superuser's password, and every
+	// TCP connection, replication connections included, must log in with
+	// a password (scram-sha-256) instead of being trusted: for tests of
+	// wrong and rotated passwords. URL carries it. The Unix socket stays
+	// trusted.
+	Password string
 }
 
 // Postgres is a throwaway PostgreSQL cluster in a temp dir of its own, with
-// trust authentication for the superuser "postgres" on 127.0.0.1.
+// trust authentication for the superuser "postgres" on 127.0.0.1, or
+// password authentication with PostgresOptions.Password.
 type Postgres struct {
 	logger   *slog.Logger
 	settings []string
+	password string
 	dir      string
 	port     int
 	// cred runs the server binaries as the "postgres" user when we are root,
@@ -98,7 +106,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 			return nil, fmt.Errorf("start postgres: %s not found on PATH: install PostgreSQL server binaries (apt-get install postgresql; Debian puts them in /usr/lib/postgresql/<version>/bin) or set %s", bin, PostgresURLEnv)
 		}
 	}
-	cred, err := serverCredential()
+	cred, err := ServerCredential()
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
@@ -106,7 +114,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	p := &Postgres{logger: logger, dir: dir, cred: cred, settings: opts.Settings}
+	p := &Postgres{logger: logger, dir: dir, cred: cred, settings: opts.Settings, password: opts.Password}
 	if err := p.create(ctx); err != nil {
 		// Cleaning up must work even when ctx is what ran out.
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), postgresTimeout)
@@ -123,8 +131,12 @@ func (p *Postgres) create(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := p.run(ctx, "initdb", "-D", p.dataDir(), "-A", "trust", "-U", "postgres",
-		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
+	auth, err := p.initdbAuth()
+	if err != nil {
+		return err
+	}
+	if err := p.run(ctx, "initdb", append([]string{"-D", p.dataDir(), "-U", "postgres",
+		"--no-sync", "--encoding=UTF8", "--locale=C"}, auth...)...); err != nil {
 		return err
 	}
 	settings := slices.Concat(postgresSettings, []string{"unix_socket_directories = " + confString(p.dir)}, p.settings)
@@ -154,9 +166,32 @@ func (p *Postgres) create(ctx context.Context) error {
 	return nil
 }
 
-// URL is the address of database dbname in the cluster.
+// initdbAuth are initdb's authentication flags. With a password, its
+// pg_hba.conf asks one of every TCP login, replication included; initdb
+// reads the password from a file so that it shows in no process list.
+func (p *Postgres) initdbAuth() ([]string, error) {
+	if p.password == "" {
+		return []string{"-A", "trust"}, nil
+	}
+	pwfile := filepath.Join(p.dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(p.password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if p.cred != nil {
+		if err := os.Chown(pwfile, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	return []string{"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + pwfile}, nil
+}
+
+// URL is the address of database dbname in the cluster, as the superuser.
 func (p *Postgres) URL(dbname string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.port, url.PathEscape(dbname))
+	user := url.User("postgres")
+	if p.password != "" {
+		user = url.UserPassword("postgres", p.password)
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, p.port, url.PathEscape(dbname))
 }
 
 // Stop shuts the server down (fast: open sessions are ended) and removes the
@@ -221,6 +256,42 @@ func (p *Postgres) Start(ctx context.Context) error {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	p.logger.InfoContext(ctx, "postgres started again", slog.Int("port", p.port))
+	return nil
+}
+
+// NewTimeline moves the server to a new timeline, as a failover to a
+// standby or a restore from a backup does, for tests of what follows one:
+// it stops the server, starts it again as a standby replaying its own WAL
+// and promotes it. Open sessions are ended and temporary replication slots
+// dropped; URLs stay valid across it.
+func (p *Postgres) NewTimeline(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return errors.New("new timeline: already stopped")
+	}
+	if err := p.stopServer(ctx); err != nil {
+		return fmt.Errorf("new timeline: %w", err)
+	}
+	signal := filepath.Join(p.dataDir(), "standby.signal")
+	if err := os.WriteFile(signal, nil, 0o600); err != nil {
+		return fmt.Errorf("new timeline: %w", err)
+	}
+	if p.cred != nil {
+		if err := os.Chown(signal, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return fmt.Errorf("new timeline: %w", err)
+		}
+	}
+	if err := p.startServer(ctx); err != nil {
+		return fmt.Errorf("new timeline: %w", err)
+	}
+	promoteCtx, cancel := context.WithTimeout(ctx, postgresTimeout)
+	defer cancel()
+	// -w returns once the server is out of recovery and takes writes.
+	if err := p.run(promoteCtx, "pg_ctl", "promote", "-D", p.dataDir(), "-w", "-t", waitSeconds(promoteCtx)); err != nil {
+		return fmt.Errorf("new timeline: %w\nserver log (tail of %s):\n%s", err, p.logFile(), p.logTail())
+	}
+	p.logger.InfoContext(ctx, "postgres promoted to a new timeline", slog.Int("port", p.port))
 	return nil
 }
 
@@ -318,8 +389,10 @@ func (p *Postgres) logTail() string {
 	return Tail(data, logTailBytes)
 }
 
-// serverCredential is nil unless we are root, which initdb refuses to run as.
-func serverCredential() (*syscall.Credential, error) {
+// ServerCredential is nil unless we are root; otherwise it is the user
+// "postgres", which server binaries that refuse to run as root (initdb,
+// postgres, pgbouncer) are run as.
+func ServerCredential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}

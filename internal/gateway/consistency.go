@@ -11,10 +11,25 @@ import (
 )
 
 // ErrPositionAhead is what an AppliedWaiter answers for a WAL position the
-// database has not reached. Unlike every other failure to wait it is the
-// caller's mistake (400): no write answered with it, and waiting would only
-// hold the request for the whole ConsistencyWait.
+// database has not reached, or for one of a timeline it has not reached.
+// Unlike every other failure to wait it is the caller's mistake (400): no
+// write answered with it, and waiting would only hold the request for the
+// whole ConsistencyWait.
 var ErrPositionAhead = errors.New("position ahead of the database's WAL")
+
+// EarlierTimelineError is what an AppliedWaiter answers for a position of
+// an earlier timeline than the database's: it is from a history before a
+// failover or a restore, which the database's may have lost the write of,
+// while the database's WAL has passed or will pass its LSN all the same.
+// Waiting cannot tell, so it is refused (400) like ErrPositionAhead.
+type EarlierTimelineError struct {
+	// Timeline is the database's.
+	Timeline uint32
+}
+
+func (e *EarlierTimelineError) Error() string {
+	return fmt.Sprintf("position from before the database's timeline %d", e.Timeline)
+}
 
 const (
 	consistencyHeader = "Consistency-Token"
@@ -24,27 +39,29 @@ const (
 )
 
 // A consistency token is either a ZedToken from an earlier answer, passed to
-// SpiceDB as it is, or a Postgres WAL position (what a write answers with,
-// or what an application that writes rows itself reads after its commit),
-// which is first waited for. A ZedToken is standard base64 of a protobuf
-// message ("Gh8KEzE3..."), so it may contain '/' too: what tells the two
-// apart is that a position is nothing but hex digits around one '/'
-// (authz.ParseLSN).
+// SpiceDB as it is, or a Postgres WAL position, which is first waited for:
+// what a write answers with, the LSN and the timeline it was read on
+// (0/16B3748@1), or a bare LSN, what an application that writes rows
+// itself reads after its commit. A ZedToken is standard base64 of a
+// protobuf message ("Gh8KEzE3..."), so it may contain '/' too, but never
+// '@': what tells the two apart is that a position has an '@' or is
+// nothing but hex digits around one '/' (authz.ParsePosition).
 
 // lsnToken reads token as a WAL position; ok is false for a ZedToken. Its
-// characters alone tell which of the two a token is; authz.ParseLSN alone
-// reads it. A token of a position's alphabet that is not a valid one (a
-// half longer than 32 bits, or empty) was meant as a position: it is an
-// authz.ErrInvalid, refused rather than sent to SpiceDB, which could only
-// call it a malformed ZedToken.
-func lsnToken(token string) (lsn authz.LSN, ok bool, err error) {
-	if strings.Count(token, "/") != 1 || strings.ContainsFunc(token, notHexOrSlash) {
-		return 0, false, nil
+// characters alone tell which of the two a token is; authz.ParsePosition
+// alone reads it. A token with an '@', or of a bare LSN's alphabet, that is
+// not a valid position (a half longer than 32 bits, a timeline that is not
+// a decimal from 1 to 2^32-1) was meant as one: it is an authz.ErrInvalid,
+// refused rather than sent to SpiceDB, which could only call it a malformed
+// ZedToken.
+func lsnToken(token string) (pos authz.Position, ok bool, err error) {
+	if !strings.Contains(token, "@") && (strings.Count(token, "/") != 1 || strings.ContainsFunc(token, notHexOrSlash)) {
+		return authz.Position{}, false, nil
 	}
-	if lsn, err = authz.ParseLSN(token); err != nil {
-		return 0, false, fmt.Errorf("consistency token: %w (each half at most 8 hex digits)", err)
+	if pos, err = authz.ParsePosition(token); err != nil {
+		return authz.Position{}, false, fmt.Errorf("consistency token: %w (each half at most 8 hex digits, then optionally '@' and the timeline)", err)
 	}
-	return lsn, true, nil
+	return pos, true, nil
 }
 
 // notHexOrSlash is a character no WAL position holds.
@@ -91,7 +108,7 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	if err != nil {
 		return authz.Consistency{}, err
 	}
-	lsn, isLSN, err := lsnToken(token)
+	pos, isLSN, err := lsnToken(token)
 	if err != nil || !isLSN {
 		return authz.Consistency{AtLeastAsFresh: token}, err
 	}
@@ -100,9 +117,14 @@ func (g *Gateway) consistency(ctx context.Context, h http.Header, fromBody strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ConsistencyWait)
 	defer cancel()
-	zed, err := g.waits.AwaitApplied(ctx, lsn)
+	zed, err := g.waits.AwaitApplied(ctx, pos)
 	if err == nil && zed == "" {
 		err = fmt.Errorf("no ZedToken for it")
+	}
+	if earlier := (*EarlierTimelineError)(nil); errors.As(err, &earlier) {
+		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s comes from an earlier database history "+
+			"(timeline %d; the database is on timeline %d since a failover or restore): the write it names may have been lost; "+
+			"read without a consistency token or with a newer one", authz.ErrInvalid, token, pos.Timeline, earlier.Timeline)
 	}
 	if errors.Is(err, ErrPositionAhead) {
 		return authz.Consistency{}, fmt.Errorf("%w: consistency token %s is ahead of the database's WAL: no write of this database answered with it", authz.ErrInvalid, token)

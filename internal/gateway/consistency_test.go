@@ -26,9 +26,9 @@ type fakeWaiter struct {
 	deadlines []time.Duration
 }
 
-func (f *fakeWaiter) AwaitApplied(ctx context.Context, lsn authz.LSN) (string, error) {
+func (f *fakeWaiter) AwaitApplied(ctx context.Context, pos authz.Position) (string, error) {
 	f.mu.Lock()
-	f.asked = append(f.asked, lsn.String())
+	f.asked = append(f.asked, pos.String())
 	if d, ok := ctx.Deadline(); ok {
 		f.deadlines = append(f.deadlines, time.Until(d))
 	}
@@ -40,7 +40,7 @@ func (f *fakeWaiter) AwaitApplied(ctx context.Context, lsn authz.LSN) (string, e
 		return "", nil
 	case f.token == "":
 		<-ctx.Done()
-		return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, lsn)
+		return "", fmt.Errorf("%w: sync has not applied lsn %s yet", authz.ErrUnavailable, pos.LSN)
 	}
 	return f.token, nil
 }
@@ -103,10 +103,20 @@ func TestConsistencyTokenKinds(t *testing.T) {
 		{name: "lsn", token: "0/16B3748", wantLSN: "0/16B3748", wantZed: applied},
 		{name: "lsn lower case", token: "1a/b3748", wantLSN: "1a/b3748", wantZed: applied},
 		{name: "largest lsn", token: "FFFFFFFF/FFFFFFFF", wantLSN: "FFFFFFFF/FFFFFFFF", wantZed: applied},
+		{name: "position", token: "0/16B3748@1", wantLSN: "0/16B3748@1", wantZed: applied},
+		{name: "largest position", token: "FFFFFFFF/FFFFFFFF@4294967295", wantLSN: "FFFFFFFF/FFFFFFFF@4294967295", wantZed: applied},
 		{name: "lsn half too long", token: "123456789/0", wantStatus: http.StatusBadRequest},
 		{name: "lsn without low half", token: "0/", wantStatus: http.StatusBadRequest},
 		{name: "lsn without high half", token: "/16B3748", wantStatus: http.StatusBadRequest},
 		{name: "only a slash", token: "/", wantStatus: http.StatusBadRequest},
+		// '@' is in no ZedToken: whatever has one was meant as a position.
+		{name: "position without timeline", token: "0/1@", wantStatus: http.StatusBadRequest},
+		{name: "timeline zero", token: "0/1@0", wantStatus: http.StatusBadRequest},
+		{name: "negative timeline", token: "0/1@-1", wantStatus: http.StatusBadRequest},
+		{name: "timeline after a space", token: "0/1@ 2", wantStatus: http.StatusBadRequest},
+		{name: "timeline beyond 32 bits", token: "0/1@99999999999", wantStatus: http.StatusBadRequest},
+		{name: "two timelines", token: "0/1@2@3", wantStatus: http.StatusBadRequest},
+		{name: "timeline after no lsn", token: "zed@1", wantStatus: http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +219,28 @@ func TestLSNTokenAheadOfTheDatabaseIs400(t *testing.T) {
 			wantStatus(t, rec, http.StatusBadRequest)
 			if detail := problemDetail(t, rec); !strings.Contains(detail, "ahead of the database") {
 				t.Errorf("detail %q does not say the token is ahead of the database", detail)
+			}
+			if e.authz.calls() != 0 {
+				t.Errorf("the authorizer was asked %d times", e.authz.calls())
+			}
+		})
+	}
+}
+
+// TestPositionOfAnEarlierTimelineIs400: a token from before a failover or
+// a restore is the caller's to drop, and the answer says so.
+func TestPositionOfAnEarlierTimelineIs400(t *testing.T) {
+	for _, read := range tokenReads("0/16B3748@1") {
+		t.Run(read.name, func(t *testing.T) {
+			fresh := &fakeWaiter{err: fmt.Errorf("wait: %w", &gateway.EarlierTimelineError{Timeline: 2})}
+			e := newWaitsEnv(t, gateway.Config{}, fresh)
+			rec := e.do(read.method, read.target, read.body, read.opts...)
+			wantStatus(t, rec, http.StatusBadRequest)
+			detail := problemDetail(t, rec)
+			for _, want := range []string{"earlier database history", "timeline 1", "timeline 2 since a failover or restore", "may have been lost", "without a consistency token"} {
+				if !strings.Contains(detail, want) {
+					t.Errorf("detail %q does not say %q", detail, want)
+				}
 			}
 			if e.authz.calls() != 0 {
 				t.Errorf("the authorizer was asked %d times", e.authz.calls())

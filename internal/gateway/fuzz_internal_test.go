@@ -118,19 +118,21 @@ func FuzzPageTokenRoundTrip(f *testing.F) {
 }
 
 // FuzzLSNToken: every consistency token is exactly one of a ZedToken,
-// passed on as it is; a WAL position, the one authz.ParseLSN reads; or
+// passed on as it is; a WAL position, the one authz.ParsePosition reads; or
 // refused with an ErrInvalid because it is written like a position but is
 // none. Nothing in between, so no token is sent to SpiceDB that was meant
 // as a position, nor waited for that was not one.
 func FuzzLSNToken(f *testing.F) {
 	for _, s := range []string{"", "0/16B3748", "FFFFFFFF/FFFFFFFF", "123456789/0", "0/", "/", "0/1/2", "-1/0", "zed/abc",
-		"Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5", "0/1\x00", "０/１", "0/1 ", "\xff/0"} {
+		"Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5", "0/1\x00", "０/１", "0/1 ", "\xff/0",
+		"0/16B3748@1", "0/1@", "0/1@0", "0/1@-1", "0/1@ 2", "0/1@99999999999", "0/1@2@3", "zed@1"} {
 		f.Add(s, s)
 	}
 	f.Fuzz(func(t *testing.T, token, other string) {
 		lsn, isLSN, err := lsnToken(token)
-		parsed, parseErr := authz.ParseLSN(token)
-		positionShaped := strings.Count(token, "/") == 1 && strings.Trim(token, "0123456789abcdefABCDEF/") == ""
+		parsed, parseErr := authz.ParsePosition(token)
+		positionShaped := strings.Contains(token, "@") ||
+			strings.Count(token, "/") == 1 && strings.Trim(token, "0123456789abcdefABCDEF/") == ""
 		switch {
 		case err != nil:
 			if !errors.Is(err, authz.ErrInvalid) || isLSN || !positionShaped || parseErr == nil {
@@ -138,7 +140,7 @@ func FuzzLSNToken(f *testing.F) {
 			}
 		case isLSN:
 			if parseErr != nil || lsn != parsed {
-				t.Fatalf("lsnToken(%q) = %v; ParseLSN gives %v, %v", token, lsn, parsed, parseErr)
+				t.Fatalf("lsnToken(%q) = %v; ParsePosition gives %v, %v", token, lsn, parsed, parseErr)
 			}
 		default:
 			if positionShaped || parseErr == nil {

@@ -39,8 +39,8 @@ type positionWaiter struct{}
 
 const appliedUpTo = authz.LSN(1 << 40)
 
-func (positionWaiter) AwaitApplied(_ context.Context, lsn authz.LSN) (string, error) {
-	if lsn > appliedUpTo {
+func (positionWaiter) AwaitApplied(_ context.Context, pos authz.Position) (string, error) {
+	if pos.LSN > appliedUpTo {
 		return "", gateway.ErrPositionAhead
 	}
 	return "zed-applied", nil
@@ -291,11 +291,12 @@ func FuzzListQuery(f *testing.F) {
 
 // FuzzConsistencyToken: any token, in the body, the header, both alike or
 // both different. It is taken as it is (a ZedToken), waited for (a WAL
-// position authz.ParseLSN reads, and the sync has reached), or refused
+// position authz.ParsePosition reads, and the sync has reached), or refused
 // with a 400; never a 5xx, and a refused one reaches no backend.
 func FuzzConsistencyToken(f *testing.F) {
 	for _, s := range []string{"", "Gh8KEzE3OTU2MDg0Mjg5NDUyOTYwODgSCGU1MjVmZDY5", "0/16B3748", "FFFFFFFF/FFFFFFFF", "123456789/0",
-		"0/", "/", "0/1/2", "zed/abc", "-1/0", "0/1\x00", "0/1\r\nX-Injected: 1", "\xff\xfe", strings.Repeat("z", 1025), "０/１"} {
+		"0/", "/", "0/1/2", "zed/abc", "-1/0", "0/1\x00", "0/1\r\nX-Injected: 1", "\xff\xfe", strings.Repeat("z", 1025), "０/１",
+		"0/16B3748@1", "0/1@", "0/1@0", "0/1@2@3", "zed@1"} {
 		for mode := range uint8(4) {
 			f.Add(s, mode)
 		}
@@ -327,9 +328,10 @@ func FuzzConsistencyToken(f *testing.F) {
 			effective = inHeader
 		}
 		differ := decoded != "" && inHeader != "" && decoded != inHeader
-		lsn, lsnErr := authz.ParseLSN(effective)
-		positionShaped := strings.Count(effective, "/") == 1 && strings.Trim(effective, "0123456789abcdefABCDEF/") == ""
-		wantRefused := differ || len(effective) > 1024 || positionShaped && (lsnErr != nil || lsn > appliedUpTo)
+		pos, posErr := authz.ParsePosition(effective)
+		positionShaped := strings.Contains(effective, "@") ||
+			strings.Count(effective, "/") == 1 && strings.Trim(effective, "0123456789abcdefABCDEF/") == ""
+		wantRefused := differ || len(effective) > 1024 || positionShaped && (posErr != nil || pos.LSN > appliedUpTo)
 		if rec.Code == http.StatusBadRequest {
 			if !wantRefused {
 				t.Fatalf("token %q (header %q): refused: %s", decoded, inHeader, rec.Body)
@@ -343,7 +345,7 @@ func FuzzConsistencyToken(f *testing.F) {
 			t.Fatalf("token %q (header %q): status %d, refusal expected %v: %s", decoded, inHeader, rec.Code, wantRefused, rec.Body)
 		}
 		want := effective
-		if lsnErr == nil {
+		if posErr == nil {
 			want = "zed-applied"
 		}
 		if len(e.authz.consistency) != 1 || e.authz.consistency[0].AtLeastAsFresh != want {

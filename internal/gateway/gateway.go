@@ -57,11 +57,14 @@ type Explainer interface {
 
 // AppliedWaiter serves waits: it turns a Postgres WAL position into a
 // ZedToken, returning once the sync has applied every transaction that
-// ended at or before lsn, with a token a read must be at least as fresh as
-// to reflect them. It waits until ctx ends at most; any error means "not
-// known to be applied", and the read fails with 503.
+// ended at or before pos.LSN, with a token a read must be at least as fresh
+// as to reflect them. It waits until ctx ends at most; any error means "not
+// known to be applied", and the read fails with 503, except for
+// ErrPositionAhead and an *EarlierTimelineError (400), which it answers
+// before waiting for a position of another timeline than the database's
+// (pos.Timeline 0 is none: a bare LSN is taken on any).
 type AppliedWaiter interface {
-	AwaitApplied(ctx context.Context, lsn authz.LSN) (zedToken string, err error)
+	AwaitApplied(ctx context.Context, pos authz.Position) (zedToken string, err error)
 }
 
 // Deps are the collaborators of a Gateway; Authn, Authz and Companies are
@@ -77,7 +80,7 @@ type Deps struct {
 	Explainer Explainer
 	// Routes, when set, serves /v1/forward-auth for reverse proxies.
 	Routes ForwardRoutes
-	// Waits serves reads whose consistency token is a Postgres LSN (the
+	// Waits serves reads whose consistency token is a WAL position (the
 	// token of a write). nil means there is no sync to wait for: such reads
 	// answer 503, since nothing could tell whether the write is reflected.
 	Waits AppliedWaiter

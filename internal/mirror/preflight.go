@@ -53,6 +53,10 @@ func permanentHint(err error) string {
 		return "a publication or object the sync reads does not exist: run `tenantgate migrate`, which creates publication " + DefaultPublication
 	case "42P01", "3F000": // undefined_table, invalid_schema_name
 		return "tenantgate's tables are missing: run `tenantgate migrate`"
+	case "26000", "42P05": // invalid_sql_statement_name, duplicate_prepared_statement
+		// A statement prepared on one server connection and run on
+		// another: only a transaction pooler does that.
+		return "a transaction pooler (PgBouncer in transaction mode) is between this process and PostgreSQL: point the sync's --database-url at PostgreSQL itself; a gateway's URL needs default_query_exec_mode=cache_describe"
 	}
 	return ""
 }
@@ -284,7 +288,7 @@ const replicaIdentitySQL = `SELECT c.relname::text, c.relreplident::text FROM pg
 // sync's slot and publication. It fails only when the database cannot be
 // reached; what it reads wrong is a fact.
 func ReadReplicationFacts(ctx context.Context, databaseURL, slot, publication string) (ReplicationFacts, error) {
-	cfg, err := connConfig(databaseURL)
+	cfg, err := source{url: databaseURL}.connConfig()
 	if err != nil {
 		return ReplicationFacts{}, err
 	}
@@ -343,7 +347,7 @@ func backendPIDsDiffer(ctx context.Context, conn *pgx.Conn) (bool, error) {
 // identifySystem opens a replication connection as the sync does and asks
 // the one question every replication client asks first.
 func identifySystem(ctx context.Context, databaseURL string) error {
-	repl, err := connectReplication(ctx, databaseURL)
+	repl, err := connectReplication(ctx, source{url: databaseURL})
 	if err != nil {
 		return err
 	}

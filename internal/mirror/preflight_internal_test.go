@@ -82,6 +82,7 @@ func TestClassify(t *testing.T) {
 		{"no privilege", &pgconn.PgError{Code: "42501"}, nil, true, false, "REPLICATION"},
 		{"no free slot", &pgconn.PgError{Code: "53400", Message: "all replication slots are in use"}, nil, true, false, "max_replication_slots"},
 		{"no publication", &pgconn.PgError{Code: "42704", Message: `publication "tenantgate" does not exist`}, nil, true, false, "tenantgate migrate"},
+		{"transaction pooler", &pgconn.PgError{Code: "26000", Message: `prepared statement "stmtcache_1" does not exist`}, nil, true, false, "transaction pooler"},
 		{"too many connections", &pgconn.PgError{Code: "53300"}, authz.ErrUnavailable, false, true, ""},
 		{"slot in use", &pgconn.PgError{Code: "55006"}, nil, false, false, ""},
 		{"network", errors.New("connection reset"), authz.ErrUnavailable, false, true, ""},

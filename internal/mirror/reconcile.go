@@ -316,7 +316,7 @@ func (p pgState) reconcileOutcome(ctx context.Context, id int64) (res ReconcileR
 // sync is active it does the work between two stream messages; when none is,
 // this process takes the active lock and does it itself.
 func (s *Syncer) ReconcileNow(ctx context.Context) (ReconcileResult, error) {
-	pool, err := openPool(ctx, s.cfg.DatabaseURL)
+	pool, err := openPool(ctx, s.src)
 	if err != nil {
 		return ReconcileResult{}, err
 	}
@@ -328,7 +328,7 @@ func (s *Syncer) ReconcileNow(ctx context.Context) (ReconcileResult, error) {
 		return ReconcileResult{}, err
 	}
 	for logged := false; ; logged = true {
-		lock, err := tryLock(ctx, s.cfg.DatabaseURL, s.cfg.Slot)
+		lock, err := tryLock(ctx, s.src, s.cfg.Slot)
 		if err != nil {
 			return ReconcileResult{}, err
 		}

@@ -108,7 +108,7 @@ func boolGauge(b bool) float64 {
 // Prometheus text format, for a textfile collector or a cron job to carry
 // when no sync runs to export them.
 func WriteSlotMetrics(ctx context.Context, w io.Writer, databaseURL, slot string) error {
-	cfg, err := connConfig(databaseURL)
+	cfg, err := source{url: databaseURL}.connConfig()
 	if err != nil {
 		return err
 	}

@@ -16,24 +16,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/authz"
 )
 
-const connectTimeout = 10 * time.Second
-
-// connConfig parses the database URL and bounds connecting when the URL
-// does not, for every single connection the sync opens.
-func connConfig(databaseURL string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("sync: %w: database url: %w", authz.ErrInvalid, err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = connectTimeout
-	}
-	return cfg, nil
-}
-
 // connectReplication opens a logical replication connection.
-func connectReplication(ctx context.Context, databaseURL string) (*pgconn.PgConn, error) {
-	cfg, err := connConfig(databaseURL)
+func connectReplication(ctx context.Context, src source) (*pgconn.PgConn, error) {
+	cfg, err := src.connConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -154,13 +139,13 @@ var snapshotQueries = []struct{ table, sql string }{
 // deletes what SpiceDB held beyond it (changes made while no sync ran, or
 // writes from elsewhere). It returns the number of rows.
 func (s *Syncer) copySnapshot(ctx context.Context, snapshotName string, empty bool) (int64, error) {
-	cfg, err := connConfig(s.cfg.DatabaseURL)
+	cfg, err := s.src.connConfig()
 	if err != nil {
 		return 0, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("sync: snapshot connection: %w: %w", authz.ErrUnavailable, err)
+		return 0, fmt.Errorf("sync: snapshot connection: %w", classify(err, authz.ErrUnavailable))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	// The reconcile compares in a temporary table, which a read-only

@@ -43,9 +43,9 @@ const lockSQL = `SELECT pg_try_advisory_lock(hashtextextended('tenantgate sync '
 
 // acquireLock waits, as a hot standby, until this process may be the active
 // sync, trying every interval; standby is called once if it has to wait.
-func acquireLock(ctx context.Context, databaseURL, slot string, interval time.Duration, standby func()) (*activeLock, error) {
+func acquireLock(ctx context.Context, src source, slot string, interval time.Duration, standby func()) (*activeLock, error) {
 	for waited := false; ; waited = true {
-		lock, err := tryLock(ctx, databaseURL, slot)
+		lock, err := tryLock(ctx, src, slot)
 		if err != nil || lock != nil {
 			return lock, err
 		}
@@ -62,8 +62,8 @@ func acquireLock(ctx context.Context, databaseURL, slot string, interval time.Du
 
 // tryLock takes the active lock if it is free; nil means another sync holds
 // it.
-func tryLock(ctx context.Context, databaseURL, slot string) (*activeLock, error) {
-	cfg, err := connConfig(databaseURL)
+func tryLock(ctx context.Context, src source, slot string) (*activeLock, error) {
+	cfg, err := src.connConfig()
 	if err != nil {
 		return nil, err
 	}

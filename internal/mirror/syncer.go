@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
@@ -40,6 +39,11 @@ type Config struct {
 	// DatabaseURL is the application's Postgres, which must run with
 	// wal_level=logical and have been migrated (publication included).
 	DatabaseURL string
+	// Password, when not nil, is the password every connection logs in
+	// with instead of DatabaseURL's, asked as it connects: one read from a
+	// file that is rotated while the sync runs. A refusal of it is retried
+	// for a while (passwordGrace) before the sync gives up.
+	Password func() string
 	// Publication names the publication of the synced tables.
 	Publication string
 	// Persistent keeps a named replication slot across runs and resumes
@@ -129,6 +133,7 @@ func (c Config) withDefaults() Config {
 // ask for its state from other goroutines while it runs.
 type Syncer struct {
 	cfg     Config
+	src     source
 	target  Target
 	metrics *metrics
 
@@ -151,6 +156,9 @@ type Syncer struct {
 	// not); readyFor is how long the last run that ended had been.
 	readySince time.Time
 	readyFor   time.Duration
+	// passwordRefusedSince is when runs began to fail on a refused
+	// password, zero while they do not; only Run uses it.
+	passwordRefusedSince time.Time
 }
 
 // checkpointPruneEvery spaces out checkpoint pruning.
@@ -169,7 +177,7 @@ func New(cfg Config, target Target) (*Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: metrics: %w", err)
 	}
-	return &Syncer{cfg: cfg, target: target, metrics: m}, nil
+	return &Syncer{cfg: cfg, src: source{url: cfg.DatabaseURL, password: cfg.Password}, target: target, metrics: m}, nil
 }
 
 // Ready reports whether the target holds every change committed before the
@@ -247,13 +255,20 @@ func (s *Syncer) recordToken(token string) {
 
 // Run follows Postgres until ctx ends (nil) or something fails (an error;
 // the Syncer is then not Ready, and Run may be called again). A persistent
-// sync first waits to become the active one.
+// sync first waits to become the active one. A password PostgreSQL refuses
+// wraps authz.ErrInvalid, which no retry cures, unless it is read from a
+// file (Config.Password) and has been refused for less than passwordGrace:
+// a rotation may be under way.
 func (s *Syncer) Run(ctx context.Context) error {
+	return s.forgiveRefusedPassword(s.run(ctx), time.Now())
+}
+
+func (s *Syncer) run(ctx context.Context) error {
 	defer s.setActive(false)
 	defer s.setReady(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pool, err := openPool(ctx, s.cfg.DatabaseURL)
+	pool, err := openPool(ctx, s.src)
 	if err != nil {
 		return err
 	}
@@ -261,7 +276,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	st := pgState{pool: pool, slot: s.cfg.Slot}
 	var lock *activeLock
 	if s.cfg.Persistent {
-		lock, err = acquireLock(ctx, s.cfg.DatabaseURL, s.cfg.Slot, s.cfg.StandbyPoll, func() {
+		lock, err = acquireLock(ctx, s.src, s.cfg.Slot, s.cfg.StandbyPoll, func() {
 			s.cfg.Logger.Info("sync: another sync is active; waiting as a hot standby", "slot", s.cfg.Slot)
 		})
 		if err != nil {
@@ -280,7 +295,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return err
 	}
 	s.setWALGeometry(geometry)
-	repl, err := connectReplication(ctx, s.cfg.DatabaseURL)
+	repl, err := connectReplication(ctx, s.src)
 	if err != nil {
 		return err
 	}
@@ -477,20 +492,4 @@ func ValidateSlotName(name string) error {
 		}
 	}
 	return nil
-}
-
-func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("sync: %w: database url: %w", authz.ErrInvalid, err)
-	}
-	cfg.MaxConns = 4
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = connectTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sync: pool: %w: %w", authz.ErrUnavailable, err)
-	}
-	return pool, nil
 }

@@ -7,14 +7,23 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
-	"github.com/tenantgate/tenantgate/internal/wal"
 )
 
-// WALPosition is the server's WAL insert position: past the end of every
-// commit that has returned, whoever's connection made it.
-func (s *Store) WALPosition(ctx context.Context) (authz.LSN, error) {
-	lsn, err := wal.InsertPosition(ctx, s.pool)
-	return lsn, translate(err)
+// WALPosition is the server's WAL insert position, past the end of every
+// commit that has returned whoever's connection made it, with the timeline
+// it is on: what a write answers as its consistency token. The timeline is
+// the first 8 hex digits of the name of the WAL file the position is in,
+// which needs no privilege to read, unlike pg_control_checkpoint(); one
+// statement reads both, and docs/operations.md gives applications the
+// same query.
+func (s *Store) WALPosition(ctx context.Context) (authz.Position, error) {
+	var pos authz.Position
+	err := s.pool.QueryRow(ctx, `select lsn, ('x' || left(pg_walfile_name(lsn), 8))::bit(32)::bigint
+		from (select pg_current_wal_insert_lsn() as lsn) as current`).Scan(&pos.LSN, &pos.Timeline)
+	if err != nil {
+		return authz.Position{}, fmt.Errorf("read wal position: %w", translate(err))
+	}
+	return pos, nil
 }
 
 // SampleChanges reads what the staleness bound watches (mirror.Staleness):

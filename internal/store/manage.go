@@ -256,11 +256,11 @@ func (s *Store) manage(ctx context.Context, d *decision, fn decider) (string, er
 		}
 		return "", fmt.Errorf("%s: %w", d.action, unavailable(err))
 	}
-	lsn, err := s.WALPosition(ctx)
+	pos, err := s.WALPosition(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", d.action, err)
 	}
-	return lsn.String(), nil
+	return pos.String(), nil
 }
 
 // retryable reports a failure that running the transaction again can cure.

@@ -1014,13 +1014,15 @@ func checkToken(t *testing.T, what, token string, c commit) {
 	}
 }
 
+// parseLSN reads the LSN of a consistency token: a write's, which names
+// the timeline too, or a bare one the application's SQL read.
 func parseLSN(t *testing.T, s string) uint64 {
 	t.Helper()
-	lsn, err := authz.ParseLSN(s)
+	pos, err := authz.ParsePosition(s)
 	if err != nil {
 		t.Fatalf("consistency token: %v", err)
 	}
-	return uint64(lsn)
+	return uint64(pos.LSN)
 }
 
 func lsnText(lsn uint64) string { return authz.LSN(lsn).String() }

@@ -96,9 +96,20 @@ func NewEmptyTestDatabase(tb testing.TB) string {
 // the server binaries even when PostgresURLEnv is set.
 func NewTestPostgres(tb testing.TB, settings ...string) *devenv.Postgres {
 	tb.Helper()
+	return NewTestPostgresWith(tb, devenv.PostgresOptions{Settings: settings})
+}
+
+// NewTestPostgresWith is NewTestPostgres with every option of
+// devenv.StartPostgres, such as a Password that TCP logins must give; a
+// nil Logger writes to tb's output.
+func NewTestPostgresWith(tb testing.TB, opts devenv.PostgresOptions) *devenv.Postgres {
+	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(tb.Output(), nil))
+	}
 	ctx, cancel := context.WithTimeout(tb.Context(), testPostgresTimeout)
 	defer cancel()
-	pg, err := devenv.StartPostgres(ctx, devenv.PostgresOptions{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil)), Settings: settings})
+	pg, err := devenv.StartPostgres(ctx, opts)
 	if err != nil {
 		tb.Fatalf("testutil: %v", err)
 	}

@@ -28,7 +28,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -103,7 +103,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -188,7 +188,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -363,7 +363,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -738,7 +738,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -845,7 +845,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -938,7 +938,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1018,7 +1018,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1151,7 +1151,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1266,7 +1266,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1438,7 +1438,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1506,7 +1506,7 @@ export interface paths {
                     /**
                      * @description Answer from data at least as fresh as this token (see the schema
                      *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-                     *     LSN of a write). On POST routes it may instead be given in the body
+                     *     WAL position of a write). On POST routes it may instead be given in the body
                      *     (`consistency_token`; `context.consistency_token` on the AuthZEN
                      *     routes); if both are given they must be equal.
                      */
@@ -1725,16 +1725,24 @@ export interface components {
         };
         /**
          * @description Either a ZedToken from an earlier answer (`consistency_token`), or a
-         *     Postgres WAL position (LSN, `^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`, for
-         *     example `0/16B3748`): the `consistency_token` of a write, or what an
-         *     application that writes memberships straight into Postgres reads
-         *     with `SELECT pg_current_wal_insert_lsn()` after its commit returned.
-         *     An answer given with an LSN reflects every transaction that ended at
-         *     or before it: the gateway first waits, at most `--consistency-wait`
-         *     (default 5 s), until the sync has applied that position. When it has
-         *     not by then, the answer is 503 with `Retry-After`, never an answer
-         *     from older data. A value of hex digits around a `/` that is not a
-         *     valid LSN is 400.
+         *     Postgres WAL position: an LSN, optionally followed by `@` and the
+         *     database's timeline in decimal
+         *     (`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}(@[1-9][0-9]{0,9})?$`, at most
+         *     4294967295; for example `0/16B3748@1`). The `consistency_token` of a
+         *     write carries the timeline; an application that writes memberships
+         *     straight into Postgres reads the bare LSN with
+         *     `SELECT pg_current_wal_insert_lsn()` after its commit returned, or
+         *     the qualified form as docs/operations.md shows. An answer given with
+         *     a position reflects every transaction that ended at or before it:
+         *     the gateway first waits, at most `--consistency-wait` (default 5 s),
+         *     until the sync has applied that position. When it has not by then,
+         *     the answer is 503 with `Retry-After`, never an answer from older
+         *     data. A value with an `@`, or of hex digits around a `/`, that is
+         *     not a valid position is 400, and so is a position ahead of the
+         *     database's WAL or timeline. A position of an earlier timeline than
+         *     the database's (issued before a failover or a restore, on a history
+         *     that may have lost its write) is 400 whatever its LSN; a bare LSN
+         *     names no timeline and is not checked against it.
          */
         ConsistencyToken: string;
         Status: {
@@ -2010,7 +2018,7 @@ export interface components {
         /**
          * @description Answer from data at least as fresh as this token (see the schema
          *     ConsistencyToken: a ZedToken from an earlier answer, or the Postgres
-         *     LSN of a write). On POST routes it may instead be given in the body
+         *     WAL position of a write). On POST routes it may instead be given in the body
          *     (`consistency_token`; `context.consistency_token` on the AuthZEN
          *     routes); if both are given they must be equal.
          */

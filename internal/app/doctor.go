@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/mirror"
@@ -56,7 +58,7 @@ func (r report) err() error {
 func preflight(ctx context.Context, cfg Config, logger *slog.Logger) (report, error) {
 	var checks []mirror.Check
 	checks = append(checks, postgresChecks(ctx, cfg)...)
-	checks = append(checks, spiceDBCheck(ctx, cfg), jwksCheck(ctx, cfg, logger))
+	checks = append(checks, spiceDBCheck(ctx, cfg), watchCheck(ctx, cfg), jwksCheck(ctx, cfg, logger))
 	r := report{Checks: checks}
 	err := r.err()
 	r.OK = err == nil
@@ -101,22 +103,82 @@ func spiceDBCheck(ctx context.Context, cfg Config) mirror.Check {
 		c.Status, c.Detail = mirror.StatusSkip, "embedded SpiceDB: nothing to reach"
 		return c
 	}
-	client, err := spicedb.Dial(spicedb.RemoteConfig{
-		Endpoint: cfg.SpiceDBEndpoint, Token: cfg.SpiceDBToken, Insecure: cfg.SpiceDBInsecure,
-		CACertPath: cfg.SpiceDBCACert, DatastoreEngine: cfg.SpiceDBDatastoreEngine,
-	})
-	if err == nil {
-		defer client.Close() //nolint:errcheck // a probe's connection
-		ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
-		defer cancel()
-		err = client.Probe(ctx)
-	}
-	if err != nil {
+	if err := probeRemote(ctx, cfg, (*spicedb.Client).Probe); err != nil {
 		return failedCheck(c, err, "set --spicedb-token to a preshared key SpiceDB was started with",
 			"check --spicedb-endpoint, TLS (--spicedb-insecure, --spicedb-ca-cert) and that SpiceDB is up")
 	}
 	c.Detail = "SpiceDB at " + cfg.SpiceDBEndpoint + " answers with the token"
 	return c
+}
+
+// watchFix is what to do when SpiceDB cannot stream changes.
+const watchFix = "set track_commit_timestamp = on on SpiceDB's Postgres datastore and restart it (until then the permission index is off, and every read goes to SpiceDB), or run serve with --index=false"
+
+// watchCheck tells whether SpiceDB streams changes, which the permission
+// index follows: without it the gateway is still right, only slower, so a
+// failure is a warning.
+func watchCheck(ctx context.Context, cfg Config) mirror.Check {
+	c := mirror.Check{Name: "spicedb watch", Status: mirror.StatusOK}
+	if !cfg.Index {
+		c.Status, c.Detail = mirror.StatusSkip, "--index=false: nothing follows SpiceDB's Watch"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	var err error
+	switch {
+	case cfg.SpiceDBEndpoint != "":
+		c.Detail = "SpiceDB streams changes (Watch)"
+		err = probeRemote(ctx, cfg, (*spicedb.Client).ProbeWatch)
+	case cfg.SpiceDBDatastoreURL != "":
+		c.Detail = "the datastore has track_commit_timestamp = on"
+		err = checkCommitTimestamps(ctx, cfg.SpiceDBDatastoreURL)
+	default:
+		c.Status, c.Detail = mirror.StatusSkip, "memory datastore: Watch needs nothing"
+		return c
+	}
+	switch {
+	case errors.Is(err, spicedb.ErrWatchUnavailable):
+		c.Status, c.Detail, c.Fix = mirror.StatusWarn, err.Error(), watchFix
+	case err != nil:
+		// The spicedb or postgres check says why it cannot be reached.
+		c.Status, c.Detail = mirror.StatusSkip, "not probed: "+err.Error()
+	}
+	return c
+}
+
+// probeRemote runs probe on a connection of its own to the remote SpiceDB,
+// within the preflight's deadline.
+func probeRemote(ctx context.Context, cfg Config, probe func(*spicedb.Client, context.Context) error) error {
+	client, err := spicedb.Dial(spicedb.RemoteConfig{
+		Endpoint: cfg.SpiceDBEndpoint, Token: cfg.SpiceDBToken, Insecure: cfg.SpiceDBInsecure,
+		CACertPath: cfg.SpiceDBCACert, DatastoreEngine: cfg.SpiceDBDatastoreEngine,
+	})
+	if err != nil {
+		return err
+	}
+	defer client.Close() //nolint:errcheck // a probe's connection
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	return probe(client, ctx)
+}
+
+// checkCommitTimestamps reads the setting SpiceDB's Postgres datastore
+// needs for Watch.
+func checkCommitTimestamps(ctx context.Context, datastoreURL string) error {
+	conn, err := pgx.Connect(ctx, datastoreURL)
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var on string
+	if err := conn.QueryRow(ctx, "SHOW track_commit_timestamp").Scan(&on); err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	if on != "on" {
+		return fmt.Errorf("%w: the datastore has track_commit_timestamp = %s", spicedb.ErrWatchUnavailable, on)
+	}
+	return nil
 }
 
 // jwksCheck reads the key set as the gateway does, which fails when it

@@ -205,14 +205,74 @@ func TestDoctorReachesSpiceDBWithTheToken(t *testing.T) {
 			cfg := doctorConfig(t)
 			cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = sdb.Endpoint(), tc.token, true
 			r, err := runDoctor(t, cfg)
-			for _, c := range r.Checks {
-				if c.Name == "spicedb" && (c.Status != tc.want || c.Transient) {
-					t.Errorf("spicedb = %+v, want %s and not transient", c, tc.want)
-				}
+			if c := findCheck(t, r, "spicedb"); c.Status != tc.want || c.Transient {
+				t.Errorf("spicedb = %+v, want %s and not transient", c, tc.want)
+			}
+			// A refused token is the spicedb check's to report, not a
+			// datastore setting to blame.
+			if c := findCheck(t, r, "spicedb watch"); c.Status != map[mirror.Status]mirror.Status{mirror.StatusOK: mirror.StatusOK, mirror.StatusFail: mirror.StatusSkip}[tc.want] {
+				t.Errorf("spicedb watch = %+v on a datastore with commit timestamps", c)
 			}
 			if tc.want == mirror.StatusFail && (!errors.Is(err, authz.ErrInvalid) || !strings.Contains(err.Error(), "--spicedb-token")) {
 				t.Errorf("doctor = %v; want authz.ErrInvalid naming --spicedb-token", err)
 			}
 		})
 	}
+}
+
+// TestDoctorWarnsWhenSpiceDBCannotWatch runs SpiceDB on a datastore
+// without commit timestamps: it answers checks, but its Watch, which the
+// permission index follows, fails. doctor warns with the fix, whether it
+// reaches that SpiceDB or the datastore of an embedded one.
+func TestDoctorWarnsWhenSpiceDBCannotWatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	pg := testutil.NewTestPostgres(t, "track_commit_timestamp = off")
+	if err := pg.CreateDatabase(ctx, "spicedb", ""); err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: pg.URL("spicedb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sdb.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		configure func(*app.Config)
+	}{
+		{"remote", func(cfg *app.Config) {
+			cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = sdb.Endpoint(), sdb.Token(), true
+		}},
+		{"embedded on the datastore", func(cfg *app.Config) { cfg.SpiceDBDatastoreURL = pg.URL("spicedb") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := doctorConfig(t)
+			tc.configure(&cfg)
+			r, err := runDoctor(t, cfg)
+			if err != nil {
+				t.Fatalf("doctor = %v; a Watch that fails is a warning, not a failure", err)
+			}
+			c := findCheck(t, r, "spicedb watch")
+			if c.Status != mirror.StatusWarn || !strings.Contains(c.Fix, "track_commit_timestamp = on") {
+				t.Errorf("spicedb watch = %+v; want a warning whose fix names track_commit_timestamp", c)
+			}
+		})
+	}
+}
+
+func findCheck(t *testing.T, r doctorReport, name string) mirror.Check {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("doctor has no %q check: %+v", name, r.Checks)
+	return mirror.Check{}
 }

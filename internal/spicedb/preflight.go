@@ -2,7 +2,9 @@ package spicedb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,5 +32,39 @@ func translateStartup(op string, err error) error {
 // call that needs it.
 func (c *Client) Probe(ctx context.Context) error {
 	_, err := c.ReadSchema(ctx)
+	return err
+}
+
+// watchProbeWindow is how long ProbeWatch listens: a datastore that cannot
+// serve Watch fails the stream at once, a healthy one sends nothing or a
+// checkpoint meanwhile.
+const watchProbeWindow = 2 * time.Second
+
+// ErrWatchUnavailable is what ProbeWatch answers when SpiceDB refuses to
+// stream changes: the permission index then turns itself off and every
+// read goes to SpiceDB.
+var ErrWatchUnavailable = errors.New("spicedb: Watch fails (on a Postgres datastore it needs track_commit_timestamp = on)")
+
+// ProbeWatch tells whether SpiceDB streams changes, by watching from now
+// for a moment.
+func (c *Client) ProbeWatch(ctx context.Context) error {
+	watchCtx, cancel := context.WithTimeout(ctx, watchProbeWindow)
+	defer cancel()
+	errStreams := errors.New("a checkpoint arrived")
+	err := c.Watch(watchCtx, "", func([]authz.Update, string) error { return errStreams })
+	switch {
+	case errors.Is(err, errStreams):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case watchCtx.Err() != nil:
+		// Streamed the whole window without failing.
+		return nil
+	}
+	// A SpiceDB whose datastore cannot watch serves no WatchService at
+	// all; anything else (a refused token, an outage) is not about Watch.
+	if code := status.Code(err); code == codes.Unimplemented || code == codes.FailedPrecondition {
+		return fmt.Errorf("%w: %w", ErrWatchUnavailable, err)
+	}
 	return err
 }

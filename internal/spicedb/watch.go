@@ -76,16 +76,21 @@ func (c *Client) headToken(ctx context.Context) (string, error) {
 }
 
 // Watch streams to fn, in revision order, the company relationship updates
-// SpiceDB makes after revision after, each revision's updates at once with
+// SpiceDB makes after revision after (empty: from now), each revision's updates at once with
 // the token of that revision (none for a checkpoint that only moves the
 // revision on). It returns when ctx ends, fn fails, or the stream breaks.
 // A subscription has no deadline: it lasts as long as ctx.
 func (c *Client) Watch(ctx context.Context, after string, fn func(updates []authz.Update, through string) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// No cursor watches from SpiceDB's current revision.
+	var cursor *v1.ZedToken
+	if after != "" {
+		cursor = &v1.ZedToken{Token: after}
+	}
 	stream, err := c.watch.Watch(ctx, &v1.WatchRequest{
 		OptionalObjectTypes: []string{authz.TypeCompany},
-		OptionalStartCursor: &v1.ZedToken{Token: after},
+		OptionalStartCursor: cursor,
 		OptionalUpdateKinds: []v1.WatchKind{v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES, v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS},
 	}, grpc.MaxCallRecvMsgSize(watchMaxMessage))
 	if err != nil {

@@ -71,7 +71,13 @@ func postgresChecks(ctx context.Context, cfg Config) []mirror.Check {
 	}
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	return mirror.CheckReplication(ctx, cfg.DatabaseURL, cfg.SyncSlot)
+	// The memory datastore's sync streams from a temporary slot of a
+	// random name: --sync-slot names nothing it uses.
+	slot := cfg.SyncSlot
+	if !cfg.persistentSpiceDB() {
+		slot = ""
+	}
+	return mirror.CheckReplication(ctx, cfg.DatabaseURL, slot)
 }
 
 // checkReplication runs the preflight's Postgres checks at the start of a

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,6 +43,14 @@ func TestStartStopsOnWhatNoRetryCures(t *testing.T) {
 	noPublication := doctorConfig(t)
 	dbExec(t, noPublication.DatabaseURL, `DROP PUBLICATION tenantgate`)
 
+	// A slot of the sync's name in another database of the server: slot
+	// names are the server's.
+	slotTaken := doctorConfig(t)
+	slotTaken.SyncSlot = "taken_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
+	elsewhere := testutil.NewTestDatabase(t)
+	dbExec(t, elsewhere, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput')`, slotTaken.SyncSlot))
+	t.Cleanup(func() { dbExec(t, elsewhere, fmt.Sprintf(`SELECT pg_drop_replication_slot('%s')`, slotTaken.SyncSlot)) })
+
 	tests := []struct {
 		name string
 		run  func(context.Context, app.Config, *slog.Logger) error
@@ -50,6 +59,7 @@ func TestStartStopsOnWhatNoRetryCures(t *testing.T) {
 	}{
 		{"sync without wal_level logical", app.Sync, withDatastore(noDecoding, pg.URL("spicedb")), []string{"wal_level", "wal_level = logical"}},
 		{"serve without wal_level logical", app.Serve, withListener(t, noDecoding), []string{"wal_level", "wal_level = logical"}},
+		{"sync whose slot name another database holds", app.Sync, withDatastore(slotTaken, testutil.NewEmptyTestDatabase(t)), []string{"replication slots", "--sync-slot"}},
 		{"serve without the publication", app.Serve, withListener(t, noPublication), []string{"publication", "tenantgate migrate"}},
 	}
 	for _, tt := range tests {

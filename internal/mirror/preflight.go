@@ -95,7 +95,13 @@ type ReplicationFacts struct {
 	ManagedRole            string
 	// SlotExists is true when the sync's slot is there already and needs no
 	// free one.
-	SlotExists                    bool
+	Slot       string
+	SlotExists bool
+	// SlotTaken is true when a slot of that name belongs to another
+	// database of the server (SlotElsewhere, "" for a physical slot):
+	// slot names are the server's, and the sync cannot use it.
+	SlotTaken                     bool
+	SlotElsewhere                 string
 	MaxSlots, UsedSlots           int
 	MaxWALSenders, UsedWALSenders int
 	PublicationExists             bool
@@ -178,6 +184,9 @@ func judgeSlots(f ReplicationFacts) Check {
 	c := Check{Name: "replication slots", Status: StatusOK,
 		Detail: fmt.Sprintf("%d of max_replication_slots = %d in use", f.UsedSlots, f.MaxSlots)}
 	switch {
+	case f.SlotTaken:
+		c.Status = StatusFail
+		c.Detail, c.Fix = slotTaken(f.Slot, f.SlotElsewhere), slotTakenFix
 	case f.SlotExists:
 		c.Detail += "; the sync's slot exists"
 	case f.UsedSlots >= f.MaxSlots:
@@ -187,6 +196,20 @@ func judgeSlots(f ReplicationFacts) Check {
 		c.Fix = "drop unused slots (SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active) or raise max_replication_slots and restart"
 	}
 	return c
+}
+
+// slotTakenFix is the fix when the sync's slot name is another
+// database's.
+const slotTakenFix = "give this sync a --sync-slot of its own: every database's sync needs a name no other database of the server uses"
+
+// slotTaken says that the slot named slot belongs to database (""
+// for a physical slot) rather than the sync's.
+func slotTaken(slot, database string) string {
+	owner := "a physical replication slot"
+	if database != "" {
+		owner = "the slot of database " + database
+	}
+	return fmt.Sprintf("replication slot %s is %s on this server (slot names are the server's, not a database's)", slot, owner)
 }
 
 func judgeWALSenders(f ReplicationFacts) Check {
@@ -272,6 +295,8 @@ const factsSQL = `SELECT current_setting('wal_level'),
 	r.rolsuper, r.rolreplication,
 	coalesce((SELECT m.rolname FROM pg_roles m WHERE m.rolname = ANY($3) AND pg_has_role(r.oid, m.oid, 'member') LIMIT 1), ''),
 	EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()),
+	coalesce((SELECT coalesce(database::text, '') FROM pg_replication_slots WHERE slot_name = $1 AND database IS DISTINCT FROM current_database()), ''),
+	EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1 AND database IS DISTINCT FROM current_database()),
 	current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
 	current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::int,
 	EXISTS (SELECT FROM pg_publication WHERE pubname = $2),
@@ -299,9 +324,9 @@ func ReadReplicationFacts(ctx context.Context, databaseURL, slot, publication st
 	defer conn.Close(context.WithoutCancel(ctx))
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	f := ReplicationFacts{URLPort: int(cfg.Port), ReplicaIdentity: map[string]string{}}
+	f := ReplicationFacts{Slot: slot, URLPort: int(cfg.Port), ReplicaIdentity: map[string]string{}}
 	if err := conn.QueryRow(qctx, factsSQL, slot, publication, managedReplicationRoles).Scan(&f.WALLevel,
-		&f.Superuser, &f.Replication, &f.ManagedRole, &f.SlotExists, &f.MaxSlots, &f.UsedSlots,
+		&f.Superuser, &f.Replication, &f.ManagedRole, &f.SlotExists, &f.SlotElsewhere, &f.SlotTaken, &f.MaxSlots, &f.UsedSlots,
 		&f.MaxWALSenders, &f.UsedWALSenders, &f.PublicationExists, &f.PublicationTables,
 		&f.MaxSlotWALKeepSize, &f.ServerPort); err != nil {
 		return ReplicationFacts{}, fmt.Errorf("preflight: read facts: %w", classify(err, authz.ErrUnavailable))

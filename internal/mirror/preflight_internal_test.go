@@ -35,6 +35,7 @@ func TestJudgeReplication(t *testing.T) {
 		{"superuser", func(f *ReplicationFacts) { f.Replication, f.Superuser = false, true }, "replication privilege", StatusOK, ""},
 		{"rds_replication", func(f *ReplicationFacts) { f.Replication, f.ManagedRole = false, "rds_replication" }, "replication privilege", StatusOK, ""},
 		{"no free slot", func(f *ReplicationFacts) { f.UsedSlots = 10 }, "replication slots", StatusFail, "max_replication_slots"},
+		{"slot name of another database", func(f *ReplicationFacts) { f.Slot, f.SlotTaken, f.SlotElsewhere = "tenantgate", true, "other" }, "replication slots", StatusFail, "--sync-slot"},
 		{"no free slot but ours exists", func(f *ReplicationFacts) { f.UsedSlots, f.SlotExists = 10, true }, "replication slots", StatusOK, ""},
 		{"no free wal sender", func(f *ReplicationFacts) { f.UsedWALSenders = 10 }, "wal senders", StatusFail, "max_wal_senders"},
 		{"no publication", func(f *ReplicationFacts) { f.PublicationExists, f.PublicationTables = false, nil }, "publication", StatusFail, "tenantgate migrate"},

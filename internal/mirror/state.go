@@ -107,12 +107,19 @@ func (p pgState) slotInfo(ctx context.Context) (slotInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	var walStatus *string
-	err := p.pool.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, p.slot).Scan(&walStatus)
+	var database string
+	var ours bool
+	err := p.pool.QueryRow(ctx, `SELECT wal_status, coalesce(database::text, ''), database IS NOT DISTINCT FROM current_database()
+		FROM pg_replication_slots WHERE slot_name = $1`, p.slot).Scan(&walStatus, &database, &ours)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return slotInfo{}, nil
 	}
 	if err != nil {
 		return slotInfo{}, fmt.Errorf("sync: read slot: %w", classify(err, nil))
+	}
+	if !ours {
+		// Creating it would fail with "already exists" at every retry.
+		return slotInfo{}, fmt.Errorf("sync: %w: %s: %s", authz.ErrInvalid, slotTaken(p.slot, database), slotTakenFix)
 	}
 	return slotInfo{exists: true, lost: walStatus != nil && *walStatus == "lost"}, nil
 }

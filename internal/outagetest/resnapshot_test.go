@@ -73,10 +73,10 @@ func dropSlot(t *testing.T, topo *testutil.Topology) {
 	testutil.Eventually(t, 30*time.Second, func() error {
 		ctx := t.Context()
 		if _, err := topo.DB.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-			WHERE slot_name = 'tenantgate' AND active_pid IS NOT NULL`); err != nil {
+			WHERE slot_name = $1 AND active_pid IS NOT NULL`, topo.SyncSlot); err != nil {
 			return err
 		}
-		_, err := topo.DB.Exec(ctx, `SELECT pg_drop_replication_slot('tenantgate')`)
+		_, err := topo.DB.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, topo.SyncSlot)
 		return err
 	})
 }

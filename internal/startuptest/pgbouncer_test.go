@@ -383,7 +383,7 @@ func TestServeThroughPgBouncer(t *testing.T) {
 			}
 			iss := newIssuer(t)
 			gw := start(t, "serve", append([]string{"serve", "--http-addr", freeAddr(t), "--database-url", through,
-				"--spicedb-endpoint", tp.SpiceDB.Endpoint(), "--spicedb-token", tp.SpiceDB.Token(), "--spicedb-insecure"},
+				"--sync-slot", tp.SyncSlot, "--spicedb-endpoint", tp.SpiceDB.Endpoint(), "--spicedb-token", tp.SpiceDB.Token(), "--spicedb-insecure"},
 				iss.fileFlags(t)...)...)
 			gw.awaitReady()
 			gw.allows(iss, "alice", true)

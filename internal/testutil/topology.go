@@ -35,6 +35,9 @@ type Topology struct {
 	AppURL  string
 	DB      *pgxpool.Pool
 	SpiceDB *SpiceDB
+	// SyncSlot is the sync's replication slot, a name of this topology's
+	// own: slot names are the server's, and tests share one server.
+	SyncSlot string
 }
 
 // TopologyOptions configure StartTopology.
@@ -87,15 +90,15 @@ func StartTopology(tb testing.TB, opts TopologyOptions) *Topology {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sdb.Close(context.Background()) })
-	tp := &Topology{AppURL: opts.AppURL, DB: db, SpiceDB: sdb}
+	tp := &Topology{AppURL: opts.AppURL, DB: db, SpiceDB: sdb, SyncSlot: "tenantgate_" + randomSuffix()}
 	MigrateTenantgate(tb, tp.RemoteFlags()...)
 	return tp
 }
 
-// RemoteFlags point a tenantgate command at the application database and
-// at SpiceDB.
+// RemoteFlags point a tenantgate command at the application database, its
+// sync slot and SpiceDB.
 func (tp *Topology) RemoteFlags() []string {
-	return []string{"--database-url", tp.AppURL,
+	return []string{"--database-url", tp.AppURL, "--sync-slot", tp.SyncSlot,
 		"--spicedb-endpoint", tp.SpiceDB.Endpoint(), "--spicedb-token", tp.SpiceDB.Token(), "--spicedb-insecure"}
 }
 

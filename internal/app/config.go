@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/console"
 	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	ServiceToken        string   `flag:"service-token" usage:"bearer token of trusted backends that may check on behalf of a user" secret:"true"`
 	ServiceTokenFile    string   `flag:"service-token-file" usage:"serve: file holding the service token (instead of --service-token), read again every few seconds; the new token replaces the old at once"`
 
+	Console             bool   `flag:"console" usage:"serve: serve the web console at /console/, where users sign in with their own token and see their companies, permissions and members (docs/console.md)"`
+	ConsoleOIDCClientID string `flag:"console-oidc-client-id" usage:"serve: OAuth client ID of the console at the --issuer's identity provider (a public client using the authorization code flow with PKCE, redirect URI <external URL>/console/); the endpoints are read from the issuer's /.well-known/openid-configuration at start. Empty: users sign in by pasting a token"`
+
 	GatewayURL        string `flag:"gateway-url" usage:"explain only: URL of the running tenantgate serve to ask (with --service-token)"`
 	ExplainUser       string `flag:"user" usage:"explain only: the user whose access is explained"`
 	ExplainCompany    string `flag:"company" usage:"explain only: the company"`
@@ -112,6 +116,10 @@ type Config struct {
 	// and the demo bind first so they know the port).
 	Listener net.Listener `flag:"-"`
 
+	// ConsoleDemo, with a DemoSignIn, makes the console offer one-click
+	// sign-in as sample users: the demo's, whose tokens it prints anyway.
+	ConsoleDemo console.Config `flag:"-"`
+
 	// secrets are the secret files read at start (withSecretFiles).
 	secrets *secretFiles
 }
@@ -125,6 +133,7 @@ func Default() Config {
 		SyncPollInterval:       100 * time.Millisecond,
 		ConsistencyWait:        5 * time.Second,
 		Index:                  true,
+		Console:                true,
 		IndexWait:              250 * time.Millisecond,
 		MaxStaleness:           30 * time.Second,
 		HTTPAddr:               ":8080",
@@ -269,6 +278,9 @@ func (c Config) Validate() error {
 	if c.StartupTimeout < 0 {
 		errs = append(errs, errors.New("--startup-timeout must not be negative"))
 	}
+	if c.ConsoleOIDCClientID != "" && !c.Console {
+		errs = append(errs, errors.New("--console-oidc-client-id needs --console"))
+	}
 	errs = append(errs, c.validateOperatorInputs()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w: %w", authz.ErrInvalid, err)
@@ -396,6 +408,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_tree_size", c.MaxTreeSize),
 		slog.String("service_token", redact(c.ServiceToken)),
 		slog.String("service_token_file", c.ServiceTokenFile),
+		slog.Bool("console", c.Console),
+		slog.String("console_oidc_client_id", c.ConsoleOIDCClientID),
 		slog.Duration("startup_timeout", c.StartupTimeout),
 	)
 }

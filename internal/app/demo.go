@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/console"
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/store"
 )
@@ -64,6 +65,9 @@ func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) e
 		cfg.GroupsClaim = demoGroupsClaim
 		cfg.PlatformRoles = []string{demoPlatformGroup + "=" + string(demoPlatformRole)}
 	}
+	cfg.ConsoleDemo = console.Config{DemoUsers: demoConsoleUsers(), DemoSignIn: func(_ context.Context, user string) (string, error) {
+		return issuer.Mint(user, demoTokenTTL, nil)
+	}}
 	if cfg.Listener == nil {
 		if cfg.Listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("demo: listen %s (pick another with --http-addr): %w", cfg.HTTPAddr, err)
@@ -87,6 +91,9 @@ func Demo(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) e
 	}
 	if authz.Consent(cfg.MembershipConsent) != authz.ConsentRequired {
 		fmt.Fprintln(out, "\n# Grants above take effect at once. `tenantgate demo --membership-consent required` shows them as invitations the invitee accepts.")
+	}
+	if cfg.Console {
+		fmt.Fprintf(out, "\nConsole: %s/console/ (sign in as a sample user with one click)", base)
 	}
 	fmt.Fprintf(out, "\nGateway at %s (Prometheus metrics at %s/metrics). Press Ctrl-C to stop.\n", base, base)
 	return <-served

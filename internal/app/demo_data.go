@@ -1,6 +1,11 @@
 package app
 
-import "github.com/tenantgate/tenantgate/internal/authz"
+import (
+	"strings"
+
+	"github.com/tenantgate/tenantgate/internal/authz"
+	"github.com/tenantgate/tenantgate/internal/console"
+)
 
 // demoCompanies is the sample tree, parents before children: a holding with
 // three levels of subsidiaries and an unrelated second tenant.
@@ -98,4 +103,33 @@ var demoExamples = []demoExample{
 		check: &authz.CheckRequest{User: "carol@acme.example", Permission: authz.PermCreate, Company: "acme-france"}},
 	{user: "sam@support.example", why: "no membership, but the token's groups hold \"support\", mapped by --platform-role support=viewer", groups: []string{demoPlatformGroup},
 		check: &authz.CheckRequest{User: "sam@support.example", Permission: authz.PermRead, Company: "globex"}},
+}
+
+// demoConsoleSignIns are the sample users the console signs in with one
+// click: one of each kind of access the sample data shows.
+var demoConsoleSignIns = []string{
+	"alice@acme.example", "bob@acme.example", "carol@acme.example", "erin@globex.example", "grace@acme.example",
+}
+
+// demoConsoleUsers labels each of demoConsoleSignIns with the roles its
+// active memberships hold ("Bob, viewer of ACME Holding and admin of ACME
+// France"), so that the labels follow the sample data.
+func demoConsoleUsers() []console.DemoUser {
+	names := map[string]string{}
+	for _, c := range demoCompanies {
+		names[c.ID] = c.Name
+	}
+	users := make([]console.DemoUser, 0, len(demoConsoleSignIns))
+	for _, id := range demoConsoleSignIns {
+		var holds []string
+		for _, m := range demoMemberships {
+			if m.UserID == id && m.Status == authz.StatusActive {
+				holds = append(holds, string(m.Role)+" of "+names[m.CompanyID])
+			}
+		}
+		name, _, _ := strings.Cut(id, "@")
+		label := strings.ToUpper(name[:1]) + name[1:] + ", " + strings.Join(holds, " and ")
+		users = append(users, console.DemoUser{ID: id, Label: label})
+	}
+	return users
 }

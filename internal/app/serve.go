@@ -146,6 +146,10 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
+	consoleH, err := consoleHandler(ctx, start, cfg, logger)
+	if err != nil {
+		return err
+	}
 	tracing, stopTracing, err := startTracing(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -281,7 +285,7 @@ func runGateway(ctx context.Context, cfg Config, gwCfg gateway.Config, forward g
 	}
 	gw, err := gateway.New(gwCfg, gateway.Deps{
 		Authn: verifier, Authz: authorizer, Companies: st, All: st, Manager: st, Users: sdb, Explainer: sdb.Client, Routes: forward,
-		Ready: ready, Logger: logger, Registry: reg,
+		Console: consoleH, Ready: ready, Logger: logger, Registry: reg,
 		Waits: &pastPositions{waits: waits, store: st}, Stale: stale.Stale,
 		TracerProvider: tracing.TracerProvider(), Propagator: telemetry.Propagator(),
 	})

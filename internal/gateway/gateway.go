@@ -88,6 +88,10 @@ type Deps struct {
 	// when Manager is set; Users is then required too.
 	Manager Manager
 	Users   UserLookup
+	// Console serves the web console under /console/; nil means none.
+	// Its pages are public, and its data comes from the API with the
+	// signed-in user's token, so no authentication stands in front of it.
+	Console http.Handler
 	// Ready reports whether the backends can answer (for /readyz); nil
 	// means always ready.
 	Ready func() bool
@@ -117,6 +121,7 @@ type Gateway struct {
 	manager Manager
 	users   UserLookup
 	forward ForwardRoutes
+	console http.Handler
 	ready   func() bool
 	stale   func() bool
 	log     *slog.Logger
@@ -157,6 +162,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		manager: deps.Manager,
 		users:   deps.Users,
 		forward: deps.Routes,
+		console: deps.Console,
 	}
 	g.waits = deps.Waits
 	if g.ready == nil {
@@ -240,6 +246,11 @@ func (g *Gateway) routeTable() []route {
 		// original method and path.
 		h := g.api(anyone, g.handleForwardAuth)
 		rs = append(rs, route{forwardAuthPath, h}, route{forwardAuthPath + "/{path...}", h})
+	}
+	if g.console != nil {
+		// Every method: the console answers those it does not serve
+		// itself.
+		rs = append(rs, route{"/console/", g.console}, route{"GET /console", g.console})
 	}
 	if g.manager != nil {
 		rs = append(rs,

@@ -211,8 +211,10 @@ type env struct {
 	users   gateway.UserLookup
 	// routes serve /v1/forward-auth when a setup sets them.
 	routes gateway.ForwardRoutes
-	ready  atomic.Bool
-	logs   *syncBuffer
+	// console serves /console/ when a setup sets it.
+	console http.Handler
+	ready   atomic.Bool
+	logs    *syncBuffer
 }
 
 // newEnv builds a gateway over fresh fakes.
@@ -246,6 +248,7 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter, set
 		Manager:   e.manager,
 		Users:     e.users,
 		Routes:    e.routes,
+		Console:   e.console,
 		Ready:     e.ready.Load,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:  prometheus.NewRegistry(),

@@ -11,31 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
-
-// syncBuffer is written by the demo and read by the test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var (
 	curlURL    = regexp.MustCompile(`curl -s(?: -X (\w+))? '([^']+)'`)
@@ -120,7 +101,7 @@ func runDemo(t *testing.T, configure func(*app.Config)) string {
 	cfg.DatabaseURL = testutil.NewEmptyTestDatabase(t)
 	cfg.Listener = ln
 	configure(&cfg)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Demo(ctx, cfg, slog.New(slog.DiscardHandler), &out) }()

@@ -181,19 +181,7 @@ func TestDoctorMetricsShowTheSlot(t *testing.T) {
 }
 
 func TestDoctorReachesSpiceDBWithTheToken(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: testutil.NewEmptyTestDatabase(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sdb.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	sdb := testutil.NewSpiceDB(t, testutil.NewEmptyTestDatabase(t))
 	for _, tc := range []struct {
 		name, token string
 		want        mirror.Status
@@ -231,17 +219,7 @@ func TestDoctorWarnsWhenSpiceDBCannotWatch(t *testing.T) {
 	if err := pg.CreateDatabase(ctx, "spicedb", ""); err != nil {
 		t.Fatal(err)
 	}
-	sdb, err := testutil.StartSpiceDB(ctx, testutil.SpiceDBOptions{DatastoreURL: pg.URL("spicedb")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sdb.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	sdb := testutil.NewSpiceDB(t, pg.URL("spicedb"))
 	for _, tc := range []struct {
 		name      string
 		configure func(*app.Config)

@@ -44,11 +44,7 @@ func unversioned(t *testing.T) string {
 // schema, and a client and configuration for it.
 func remoteSpiceDB(t *testing.T) (*testutil.SpiceDB, *spicedb.Client, app.Config) {
 	t.Helper()
-	sdb, err := testutil.StartSpiceDB(t.Context(), testutil.SpiceDBOptions{DatastoreURL: testutil.NewEmptyTestDatabase(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sdb.Close(context.Background()) })
+	sdb := testutil.NewSpiceDB(t, testutil.NewEmptyTestDatabase(t))
 	client, err := spicedb.Dial(spicedb.RemoteConfig{Endpoint: sdb.Endpoint(), Token: sdb.Token(), Insecure: true})
 	if err != nil {
 		t.Fatal(err)

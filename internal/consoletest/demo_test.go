@@ -1,14 +1,12 @@
 package consoletest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,7 +90,7 @@ func runDemo(t *testing.T) string {
 	cfg := app.Default()
 	cfg.DatabaseURL = testutil.NewEmptyTestDatabase(t)
 	cfg.Listener = ln
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Demo(ctx, cfg, slog.New(slog.DiscardHandler), &out) }()
@@ -122,23 +120,4 @@ func runDemo(t *testing.T) string {
 		t.Errorf("the demo printed the console at %s, want %s", m[1], want)
 	}
 	return m[1]
-}
-
-// syncBuffer is the demo's output, written by its goroutine while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

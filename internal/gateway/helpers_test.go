@@ -21,6 +21,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 const (
@@ -181,24 +182,6 @@ func (f *fakeCompanies) CompaniesByIDs(_ context.Context, ids []string) ([]authz
 	return out, nil
 }
 
-// syncBuffer collects logs written from server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t         *testing.T
 	gw        *gateway.Gateway
@@ -214,7 +197,7 @@ type env struct {
 	// console serves /console/ when a setup sets it.
 	console http.Handler
 	ready   atomic.Bool
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 }
 
 // newEnv builds a gateway over fresh fakes.
@@ -233,7 +216,7 @@ func buildEnv(t *testing.T, cfg gateway.Config, fresh gateway.AppliedWaiter, set
 		authn:     &fakeAuthn{},
 		authz:     &fakeAuthz{allow: map[authz.CheckRequest]bool{}, pages: map[string]lookupPage{}},
 		companies: &fakeCompanies{byID: map[string]authz.Company{}},
-		logs:      &syncBuffer{},
+		logs:      &testutil.SyncBuffer{},
 	}
 	e.ready.Store(true)
 	if setup != nil {

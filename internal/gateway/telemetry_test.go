@@ -16,11 +16,12 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/authz"
 	"github.com/tenantgate/tenantgate/internal/gateway"
+	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
 // tracedGateway is a gateway over fresh fakes that traces with tp (nil:
 // not at all) and logs JSON at debug level to logs.
-func tracedGateway(t *testing.T, cfg gateway.Config, tp trace.TracerProvider, logs *syncBuffer) *gateway.Gateway {
+func tracedGateway(t *testing.T, cfg gateway.Config, tp trace.TracerProvider, logs *testutil.SyncBuffer) *gateway.Gateway {
 	t.Helper()
 	gw, err := gateway.New(cfg, gateway.Deps{
 		Authn:          &fakeAuthn{},
@@ -48,7 +49,7 @@ func TestRequestsAreTracedByRoute(t *testing.T) {
 	)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	gw := tracedGateway(t, gateway.Config{}, tp, logs)
 
 	tests := []struct {
@@ -138,7 +139,7 @@ func TestMetricsApart(t *testing.T) {
 			name = "apart"
 		}
 		t.Run(name, func(t *testing.T) {
-			gw := tracedGateway(t, gateway.Config{MetricsApart: tt.apart}, nil, &syncBuffer{})
+			gw := tracedGateway(t, gateway.Config{MetricsApart: tt.apart}, nil, &testutil.SyncBuffer{})
 			get := func(h http.Handler, path string) *httptest.ResponseRecorder {
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -390,7 +388,8 @@ func TestServeThroughPgBouncer(t *testing.T) {
 
 			token := iss.token(t, "alice")
 			if tc.broken != "" {
-				status, body := call(t, gw.addr, token, "POST", "/v1/companies", `{"id":"`+tc.company+`","name":"Co"}`)
+				a := call(t, gw.addr, token, "POST", "/v1/companies", `{"id":"`+tc.company+`","name":"Co"}`)
+				status, body := a.status, a.body
 				if status != http.StatusInternalServerError || !strings.Contains(gw.Output(), tc.broken) {
 					t.Errorf("creating a company answered %d (%s), want 500 and %q in the log", status, body, tc.broken)
 				}
@@ -401,7 +400,8 @@ func TestServeThroughPgBouncer(t *testing.T) {
 				{"PUT", "/v1/companies/" + tc.company + "/members/bob", `{"role":"viewer"}`},
 				{"GET", "/v1/companies/" + tc.company + "/members", ""},
 			} {
-				status, body := call(t, gw.addr, token, step.method, step.path, step.body)
+				a := call(t, gw.addr, token, step.method, step.path, step.body)
+				status, body := a.status, a.body
 				if status/100 != 2 {
 					t.Fatalf("%s %s answered %d: %s", step.method, step.path, status, body)
 				}
@@ -429,28 +429,4 @@ func TestMigrateThroughPgBouncer(t *testing.T) {
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "prepared statement") {
 		t.Errorf("migrate ended with %v, want a failure on a prepared statement:\n%s", err, out)
 	}
-}
-
-// call sends body (JSON, unless empty) with token and returns the status
-// and the body of the answer.
-func call(t *testing.T, addr, token, method, path, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(out)
 }

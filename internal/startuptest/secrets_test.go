@@ -3,7 +3,6 @@ package startuptest
 import (
 	"context"
 	"crypto/rand"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -105,18 +104,5 @@ func writeSecret(t *testing.T, path, content string) {
 // serviceCheck asks, with a service token, whether alice may read acme.
 func serviceCheck(t *testing.T, addr, token string) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "POST", "http://"+addr+"/v1/check",
-		strings.NewReader(`{"permission":"read","company":"acme","subject":"alice"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	return call(t, addr, token, "POST", "/v1/check", `{"permission":"read","company":"acme","subject":"alice"}`).status
 }

@@ -227,23 +227,30 @@ func (a answer) String() string { return fmt.Sprintf("%d %s %s", a.status, a.con
 // ask asks addr whether the token's user may read acme.
 func ask(t *testing.T, addr, token string) answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "POST", "http://"+addr+"/v1/check",
-		strings.NewReader(`{"permission":"read","company":"acme"}`))
+	return call(t, addr, token, "POST", "/v1/check", `{"permission":"read","company":"acme"}`)
+}
+
+// call sends a request with the bearer token and a JSON body ("": none).
+func call(t *testing.T, addr, token, method, path, body string) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	out, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), string(body)}
+	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), string(out)}
 }
 
 func get(t *testing.T, addr, path string) int {

@@ -112,3 +112,21 @@ func MigrateTenantgate(tb testing.TB, flags ...string) {
 		tb.Fatalf("tenantgate migrate: %v\n%s", err, p.Output())
 	}
 }
+
+// NewSpiceDB starts `spicedb serve` on datastoreURL (StartSpiceDB) for the
+// rest of tb.
+func NewSpiceDB(tb testing.TB, datastoreURL string) *SpiceDB {
+	tb.Helper()
+	sdb, err := StartSpiceDB(tb.Context(), SpiceDBOptions{DatastoreURL: datastoreURL})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sdb.Close(ctx); err != nil {
+			tb.Error(err)
+		}
+	})
+	return sdb
+}

@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
 
 // TestDemoConsoleSignIn: the demo prints the console's URL, and its
 // one-click sign-in gives a sample user a token the gateway accepts, and
 // nobody else one.
 func TestDemoConsoleSignIn(t *testing.T) {
-	out := runDemo(t, func(*app.Config) {})
+	_, out := servetest.Demo(t, func(*app.Config) {})
 	m := regexp.MustCompile(`(?m)^Console: (http://\S+/console/) \(sign in as a sample user with one click\)$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("demo output lacks the console line:\n%s", out)

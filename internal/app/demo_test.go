@@ -2,20 +2,16 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tenantgate/tenantgate/internal/app"
-	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
 
 var (
@@ -28,7 +24,7 @@ var (
 // and replays every printed curl command, comparing the answer with the one
 // printed under it.
 func TestDemoPrintsCommandsThatAnswerAsPrinted(t *testing.T) {
-	out := runDemo(t, func(*app.Config) {})
+	_, out := servetest.Demo(t, func(*app.Config) {})
 	var err error
 	blocks := strings.Split(out, "\n\n# ")[1:]
 	if len(blocks) < 8 {
@@ -89,47 +85,10 @@ func TestDemoPrintsCommandsThatAnswerAsPrinted(t *testing.T) {
 	}
 }
 
-// runDemo runs the demo as a user would, with configure's changes, until it
-// has printed its examples; it stops when the test ends.
-func runDemo(t *testing.T, configure func(*app.Config)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := app.Default()
-	cfg.DatabaseURL = testutil.NewEmptyTestDatabase(t)
-	cfg.Listener = ln
-	configure(&cfg)
-	var out testutil.SyncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Demo(ctx, cfg, slog.New(slog.DiscardHandler), &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo returned %v", err)
-		}
-	})
-	testutil.Eventually(t, 2*time.Minute, func() error {
-		select {
-		case err := <-done:
-			done <- err // for the cleanup
-			t.Fatalf("demo ended early: %v\n%s", err, out.String())
-		default:
-		}
-		if !strings.Contains(out.String(), "Press Ctrl-C to stop") {
-			return errNotYet
-		}
-		return nil
-	})
-	return out.String()
-}
-
 // TestDemoWithConsentRequired: in the other consent mode the demo's grant
 // is an invitation, and the invitee's accept makes it a membership.
 func TestDemoWithConsentRequired(t *testing.T) {
-	out := runDemo(t, func(c *app.Config) { c.MembershipConsent = "required" })
+	_, out := servetest.Demo(t, func(c *app.Config) { c.MembershipConsent = "required" })
 	for _, want := range []string{
 		`# => {"company_id":"acme-paris","role":"editor","status":"pending","user_id":"henry@acme.example"}`,
 		"# henry@acme.example accepts the invitation to acme-paris",

@@ -1,24 +1,15 @@
 package consoletest
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"net"
 	"regexp"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/testutil"
+	"github.com/tenantgate/tenantgate/internal/testutil/servetest"
 )
-
-// demoStartTimeout bounds the demo's start: migrations, SpiceDB, the
-// first sync and its examples, on a busy machine.
-const demoStartTimeout = 2 * time.Minute
 
 // consoleLine is the line of the demo's output that names the console.
 var consoleLine = regexp.MustCompile(`(?m)^Console: (http://\S+/console/) `)
@@ -83,40 +74,12 @@ func TestDemo(t *testing.T) {
 // returns the console URL it printed.
 func runDemo(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := app.Default()
-	cfg.DatabaseURL = testutil.NewEmptyTestDatabase(t)
-	cfg.Listener = ln
-	var out testutil.SyncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Demo(ctx, cfg, slog.New(slog.DiscardHandler), &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo returned %v", err)
-		}
-	})
-	testutil.Eventually(t, demoStartTimeout, func() error {
-		select {
-		case err := <-done:
-			done <- err // for the cleanup
-			t.Fatalf("demo ended early: %v\n%s", err, out.String())
-		default:
-		}
-		if !strings.Contains(out.String(), "Press Ctrl-C to stop") {
-			return errors.New("the demo has not printed its examples yet")
-		}
-		return nil
-	})
-	m := consoleLine.FindStringSubmatch(out.String())
+	base, out := servetest.Demo(t, func(*app.Config) {})
+	m := consoleLine.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("the demo printed no %q line:\n%s", consoleLine, out.String())
+		t.Fatalf("the demo printed no %q line:\n%s", consoleLine, out)
 	}
-	if want := "http://" + ln.Addr().String() + "/console/"; m[1] != want {
+	if want := base + "/console/"; m[1] != want {
 		t.Errorf("the demo printed the console at %s, want %s", m[1], want)
 	}
 	return m[1]

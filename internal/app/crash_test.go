@@ -15,7 +15,6 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/devenv"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -46,12 +45,8 @@ type remoteTopology struct {
 func startRemoteTopology(t *testing.T, ctx context.Context, seedSQL string) *remoteTopology {
 	t.Helper()
 	pg := testutil.NewTestPostgres(t)
-	for _, db := range []string{"app", "spicedb"} {
-		if err := pg.CreateDatabase(ctx, db, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
+	testutil.NewAppDatabase(t, pg)
+	if err := pg.CreateDatabase(ctx, "spicedb", ""); err != nil {
 		t.Fatal(err)
 	}
 	topo := testutil.StartTopology(t, testutil.TopologyOptions{AppURL: pg.URL("app"), SpiceDBDatastoreURL: pg.URL("spicedb"), Seed: seedSQL})

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/expfmt"
 	promodel "github.com/prometheus/common/model"
 
@@ -61,22 +60,6 @@ func runDoctor(t *testing.T, cfg app.Config) (doctorReport, error) {
 	return r, err
 }
 
-func dbExec(t *testing.T, dbURL string, sqls ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, sql := range sqls {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("exec %q: %v", sql, err)
-		}
-	}
-}
-
 func TestDoctorPassesOnAGoodSetup(t *testing.T) {
 	cfg := doctorConfig(t)
 	r, err := runDoctor(t, cfg)
@@ -108,7 +91,7 @@ func TestDoctorPassesOnAGoodSetup(t *testing.T) {
 
 func TestDoctorReportsEachFailureWithItsFix(t *testing.T) {
 	cfg := doctorConfig(t)
-	dbExec(t, cfg.DatabaseURL, `DROP PUBLICATION tenantgate`, `ALTER TABLE companies REPLICA IDENTITY DEFAULT`)
+	testutil.ExecSQL(t, cfg.DatabaseURL, `DROP PUBLICATION tenantgate`, `ALTER TABLE companies REPLICA IDENTITY DEFAULT`)
 	cfg.JWKSFile = filepath.Join(t.TempDir(), "empty.json")
 	if err := os.WriteFile(cfg.JWKSFile, []byte(`{"keys":[]}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -150,7 +133,7 @@ func TestDoctorMetricsShowTheSlot(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.sql != "" {
-				dbExec(t, cfg.DatabaseURL, tc.sql)
+				testutil.ExecSQL(t, cfg.DatabaseURL, tc.sql)
 			}
 			var out bytes.Buffer
 			if err := app.Doctor(t.Context(), cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), &out); err != nil {

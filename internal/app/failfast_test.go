@@ -13,7 +13,6 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/authz"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -29,27 +28,25 @@ func TestStartStopsOnWhatNoRetryCures(t *testing.T) {
 	// A server without logical decoding, migrated as a deployment would be.
 	pg := testutil.NewTestPostgres(t, "wal_level = replica")
 	ctx := t.Context()
-	for _, db := range []string{"app", "spicedb"} {
-		if err := pg.CreateDatabase(ctx, db, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
+	testutil.NewAppDatabase(t, pg)
+	if err := pg.CreateDatabase(ctx, "spicedb", ""); err != nil {
 		t.Fatal(err)
 	}
 	noDecoding := doctorConfig(t)
 	noDecoding.DatabaseURL = pg.URL("app")
 	// No publication: someone dropped it, or migrate never ran.
 	noPublication := doctorConfig(t)
-	dbExec(t, noPublication.DatabaseURL, `DROP PUBLICATION tenantgate`)
+	testutil.ExecSQL(t, noPublication.DatabaseURL, `DROP PUBLICATION tenantgate`)
 
 	// A slot of the sync's name in another database of the server: slot
 	// names are the server's.
 	slotTaken := doctorConfig(t)
 	slotTaken.SyncSlot = "taken_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
 	elsewhere := testutil.NewTestDatabase(t)
-	dbExec(t, elsewhere, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput')`, slotTaken.SyncSlot))
-	t.Cleanup(func() { dbExec(t, elsewhere, fmt.Sprintf(`SELECT pg_drop_replication_slot('%s')`, slotTaken.SyncSlot)) })
+	testutil.ExecSQL(t, elsewhere, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput')`, slotTaken.SyncSlot))
+	t.Cleanup(func() {
+		testutil.ExecSQL(t, elsewhere, fmt.Sprintf(`SELECT pg_drop_replication_slot('%s')`, slotTaken.SyncSlot))
+	})
 
 	tests := []struct {
 		name string
@@ -94,7 +91,7 @@ func TestServeEndsWhenTheSyncMeetsWhatNoRetryCures(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil))) }()
 	testutil.AwaitReadyz(t, cfg.Listener.Addr().String(), http.StatusOK, time.Minute)
-	dbExec(t, cfg.DatabaseURL, `DROP PUBLICATION tenantgate`,
+	testutil.ExecSQL(t, cfg.DatabaseURL, `DROP PUBLICATION tenantgate`,
 		`INSERT INTO companies (id, name) VALUES ('after-the-drop', 'x')`)
 	select {
 	case err := <-done:

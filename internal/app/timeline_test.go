@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantgate/tenantgate/internal/app"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -31,12 +30,7 @@ func TestConsistencyTokenOfAnEarlierTimelineIsRefused(t *testing.T) {
 	ctx := t.Context()
 	// A cluster of the test's own, since it moves to a new timeline.
 	pg := testutil.NewTestPostgres(t)
-	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
-		t.Fatal(err)
-	}
+	testutil.NewAppDatabase(t, pg)
 	s := startEmbeddedStackWith(t, func(cfg *app.Config) { cfg.DatabaseURL = pg.URL("app") })
 	// The stack's pool is on the database the harness made; the rows are
 	// in this one.

@@ -17,7 +17,6 @@ import (
 	"github.com/tenantgate/tenantgate/internal/mirror"
 	"github.com/tenantgate/tenantgate/internal/spicedb"
 	"github.com/tenantgate/tenantgate/internal/spicedb/spicedbtest"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -238,13 +237,7 @@ func TestStartsOverWhenSlotIsLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	pg := testutil.NewTestPostgres(t)
-	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
-		t.Fatal(err)
-	}
-	dbURL := pg.URL("app")
-	if err := store.Migrate(ctx, dbURL, nil); err != nil {
-		t.Fatal(err)
-	}
+	dbURL := testutil.NewAppDatabase(t, pg)
 	db, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -19,12 +18,7 @@ func TestPostgresStopped(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	pg := testutil.NewTestPostgres(t)
-	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
-		t.Fatal(err)
-	}
+	testutil.NewAppDatabase(t, pg)
 	topo := testutil.StartTopology(t, testutil.TopologyOptions{AppURL: pg.URL("app"), Seed: seed})
 	syncProc, syncAddr := startSync(t, topo)
 	iss := newIssuer(t)

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -25,7 +23,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	ctx := t.Context()
 	pg := testutil.NewTestPostgres(t) // roles are the cluster's, so a cluster of its own
 	execFile(t, pg.URL("postgres"), "../../deploy/postgres/roles.sql")
-	execSQL(t, pg.URL("postgres"), "create database app owner tenantgate_migrate")
+	testutil.ExecSQL(t, pg.URL("postgres"), "create database app owner tenantgate_migrate")
 	as := func(role string) string {
 		u, err := url.Parse(pg.URL("app"))
 		if err != nil {
@@ -52,10 +50,10 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	execFile(t, as("tenantgate_migrate"), "../../deploy/postgres/grants.sql")
 	// The application's rows, written by the tables' owner as the
 	// application would.
-	execSQL(t, as("tenantgate_migrate"), seed)
+	testutil.ExecSQL(t, as("tenantgate_migrate"), seed)
 
 	t.Cleanup(func() {
-		execSQL(t, pg.URL("app"), "select pg_drop_replication_slot(slot_name) from pg_replication_slots where not active")
+		testutil.ExecSQL(t, pg.URL("app"), "select pg_drop_replication_slot(slot_name) from pg_replication_slots where not active")
 	})
 	syncAddr := freeAddr(t)
 	syncProc := testutil.StartTenantgate(t, "sync", append([]string{"sync", "--metrics-addr", syncAddr, "--database-url", as("tenantgate_sync")}, spiceDB...)...)
@@ -95,20 +93,5 @@ func execFile(t *testing.T, dbURL, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	execSQL(t, dbURL, string(sql))
-}
-
-// execSQL runs sql, one or more statements, on dbURL.
-func execSQL(t *testing.T, dbURL, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	testutil.ExecSQL(t, dbURL, string(sql))
 }

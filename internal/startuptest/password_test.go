@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/devenv"
-	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/testutil"
 )
 
@@ -122,15 +121,7 @@ func startPasswordTopology(t *testing.T) passwordTopology {
 	t.Helper()
 	// rand.Text is letters and digits: it needs no quoting in SQL or URLs.
 	pg := testutil.NewTestPostgresWith(t, devenv.PostgresOptions{Password: rand.Text()})
-	ctx, cancel := context.WithTimeout(t.Context(), readyBound)
-	defer cancel()
-	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
-		t.Fatal(err)
-	}
-	pt := passwordTopology{Topology: testutil.StartTopology(t, testutil.TopologyOptions{AppURL: pg.URL("app"), Seed: seed}),
+	pt := passwordTopology{Topology: testutil.StartTopology(t, testutil.TopologyOptions{AppURL: testutil.NewAppDatabase(t, pg), Seed: seed}),
 		password: rand.Text()}
 	pt.exec(t, fmt.Sprintf("CREATE ROLE %s LOGIN SUPERUSER PASSWORD '%s'", appRole, pt.password))
 	return pt

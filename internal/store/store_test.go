@@ -556,12 +556,7 @@ func TestUnreachableServerIsUnavailable(t *testing.T) {
 		t.Parallel()
 		pg := testutil.NewTestPostgres(t)
 		ctx := t.Context()
-		if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
-			t.Fatal(err)
-		}
+		testutil.NewAppDatabase(t, pg)
 		s := openStore(t, pg.URL("app"))
 		upsertAll(t, s, authz.Company{ID: "before", Name: "Before"})
 

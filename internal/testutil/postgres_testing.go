@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -281,4 +282,37 @@ func (s *testServer) databaseURL(name string) string {
 
 func randomSuffix() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// NewAppDatabase creates the database "app" on pg, a cluster of the
+// test's own, migrates it as `tenantgate migrate` would, and returns its
+// URL.
+func NewAppDatabase(tb testing.TB, pg *devenv.Postgres) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
+	defer cancel()
+	if err := pg.CreateDatabase(ctx, "app", ""); err != nil {
+		tb.Fatal(err)
+	}
+	if err := store.Migrate(ctx, pg.URL("app"), nil); err != nil {
+		tb.Fatal(err)
+	}
+	return pg.URL("app")
+}
+
+// ExecSQL runs each of sqls (one or more statements each) on dbURL.
+func ExecSQL(tb testing.TB, dbURL string, sqls ...string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range sqls {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			tb.Fatalf("exec %q: %v", sql, err)
+		}
+	}
 }

@@ -48,7 +48,8 @@ var ErrWatchUnavailable = errors.New("spicedb: Watch fails (on a Postgres datast
 // ProbeWatch tells whether SpiceDB streams changes, by watching from now
 // for a moment.
 func (c *Client) ProbeWatch(ctx context.Context) error {
-	watchCtx, cancel := context.WithTimeout(ctx, watchProbeWindow)
+	windowEnd := time.Now().Add(watchProbeWindow)
+	watchCtx, cancel := context.WithDeadline(ctx, windowEnd)
 	defer cancel()
 	errStreams := errors.New("a checkpoint arrived")
 	err := c.Watch(watchCtx, "", func([]authz.Update, string) error { return errStreams })
@@ -57,8 +58,9 @@ func (c *Client) ProbeWatch(ctx context.Context) error {
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case watchCtx.Err() != nil:
-		// Streamed the whole window without failing.
+	case watchCtx.Err() != nil || !time.Now().Before(windowEnd):
+		// Streamed the whole window without failing. (The stream can
+		// report the deadline a moment before the context does.)
 		return nil
 	}
 	// A SpiceDB whose datastore cannot watch serves no WatchService at

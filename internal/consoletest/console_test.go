@@ -62,9 +62,9 @@ var consoleMemberships = []membership{
 // identity provider, through what its users do. Each subtest checks only
 // what its own writes did, so each stands on its own.
 func TestConsole(t *testing.T) {
-	g := startGateway(t, olivia, consoleCompanies, consoleMemberships, func(c *app.Config) {
+	g := startGateway(t, olivia, slices.Concat(consoleCompanies, treeCompanies), slices.Concat(consoleMemberships, treeMemberships), func(c *app.Config) {
 		c.ConsoleOIDCClientID = oidcClientID
-	})
+	}, treeSeed...)
 	t.Run("security headers", func(t *testing.T) { testHeaders(t, g) })
 	t.Run("roles and origins", func(t *testing.T) { testRoles(t, g) })
 	t.Run("manage members", func(t *testing.T) { testManage(t, g) })
@@ -74,6 +74,12 @@ func TestConsole(t *testing.T) {
 	t.Run("keyboard", func(t *testing.T) { testKeyboard(t, g) })
 	t.Run("labels and narrow screens", func(t *testing.T) { testNarrow(t, g) })
 	t.Run("OIDC sign-in", func(t *testing.T) { testOIDC(t, g) })
+	t.Run("create companies", func(t *testing.T) { testCreate(t, g) })
+	t.Run("move companies", func(t *testing.T) { testMove(t, g) })
+	t.Run("search", func(t *testing.T) { testSearch(t, g) })
+	t.Run("companies in batches", func(t *testing.T) { testTreePaging(t, g) })
+	t.Run("audit in pages", func(t *testing.T) { testAuditPaging(t, g) })
+	t.Run("members hidden from a viewer", func(t *testing.T) { testMembersNote(t, g) })
 }
 
 // TestConsoleOff: with --console=false nothing is served under /console/.

@@ -35,12 +35,12 @@ type gateway struct {
 }
 
 // startGateway seeds a new database with companies (parents first) and
-// memberships, as the application would write them, and serves it with
-// configure's changes until t ends.
-func startGateway(t *testing.T, oidcUser string, companies []company, memberships []membership, configure func(*app.Config)) *gateway {
+// memberships, as the application would write them, then runs the SQL
+// statements of more, and serves it with configure's changes until t ends.
+func startGateway(t *testing.T, oidcUser string, companies []company, memberships []membership, configure func(*app.Config), more ...string) *gateway {
 	t.Helper()
 	dbURL := testutil.NewTestDatabase(t)
-	seed(t, dbURL, companies, memberships)
+	seed(t, dbURL, companies, memberships, more)
 	idp := testutil.NewOIDCProvider(t, oidcClientID, audience, oidcUser)
 	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
 	if err := idp.Issuer.WriteJWKSFile(jwksFile); err != nil {
@@ -56,7 +56,7 @@ func startGateway(t *testing.T, oidcUser string, companies []company, membership
 
 // seed writes with bound parameters: the hostile IDs and names of the XSS
 // test go in as they are.
-func seed(t *testing.T, dbURL string, companies []company, memberships []membership) {
+func seed(t *testing.T, dbURL string, companies []company, memberships []membership, more []string) {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
@@ -76,6 +76,11 @@ func seed(t *testing.T, dbURL string, companies []company, memberships []members
 	for _, m := range memberships {
 		if _, err := pool.Exec(ctx, "INSERT INTO company_memberships (user_id, company_id, role) VALUES ($1, $2, $3)", m.user, m.company, m.role); err != nil {
 			t.Fatalf("seed membership of %q in %q: %v", m.user, m.company, err)
+		}
+	}
+	for _, sql := range more {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("seed: %v\n%s", err, sql)
 		}
 	}
 }

@@ -87,11 +87,15 @@
         if (d.includes('own membership')) {
           return 'Nobody can change their own membership, not even an admin: ask another admin or an owner.';
         }
+        // The member routes name both permissions without telling which
+        // one is missing: manage_members is the one everybody needs.
+        if (d.includes('manage_members')) {
+          return d.includes('manage_owners')
+            ? 'You need to be an admin or owner of this company (manage_members) to change its members, and an owner (manage_owners) to grant, change or remove the owner role.'
+            : 'You need to be an admin or owner of this company (manage_members) to change its members.';
+        }
         if (d.includes('manage_owners')) {
           return 'Only an owner can do this: granting, changing or removing the owner role, and moving a company, need manage_owners.';
-        }
-        if (d.includes('manage_members')) {
-          return 'You need to be an admin or owner of this company (manage_members) to change its members.';
         }
         if (d.includes('needs create')) {
           return 'You need create on the parent company (admin or owner there) to put a company below it.';

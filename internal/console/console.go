@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/telemetry"
+	"github.com/tenantgate/tenantgate/internal/gateway"
 )
 
 //go:embed static
@@ -92,7 +92,7 @@ func Handler(cfg Config, logger *slog.Logger) (http.Handler, error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	h.routes[prefix+"config.json"] = route{http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, "application/json", json.RawMessage(configJSON))
+		gateway.WriteJSON(w, http.StatusOK, json.RawMessage(configJSON))
 	}}
 	if cfg.DemoSignIn != nil {
 		h.routes[prefix+"demo/token"] = route{http.MethodPost, h.demoToken(cfg)}
@@ -199,14 +199,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := h.routes[r.URL.Path]
 	switch {
 	case !ok:
-		writeProblem(w, r, http.StatusNotFound, "")
+		gateway.WriteProblem(w, r, http.StatusNotFound, "")
 	case r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead):
 		allow := rt.method
 		if rt.method == http.MethodGet {
 			allow += ", " + http.MethodHead
 		}
 		w.Header().Set("Allow", allow)
-		writeProblem(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed here")
+		gateway.WriteProblem(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed here")
 	default:
 		rt.serve(w, r)
 	}
@@ -232,20 +232,20 @@ func (h *handler) demoToken(cfg Config) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user, status, detail := decodeTokenRequest(w, r)
 		if status != 0 {
-			writeProblem(w, r, status, detail)
+			gateway.WriteProblem(w, r, status, detail)
 			return
 		}
 		if !slices.ContainsFunc(cfg.DemoUsers, func(u DemoUser) bool { return u.ID == user }) {
-			writeProblem(w, r, http.StatusForbidden, "only the demo's sample users can sign in here")
+			gateway.WriteProblem(w, r, http.StatusForbidden, "only the demo's sample users can sign in here")
 			return
 		}
 		token, err := cfg.DemoSignIn(r.Context(), user)
 		if err != nil {
 			h.log.ErrorContext(r.Context(), "console: demo sign-in", "user", user, "error", err)
-			writeProblem(w, r, http.StatusInternalServerError, "")
+			gateway.WriteProblem(w, r, http.StatusInternalServerError, "")
 			return
 		}
-		writeJSON(w, http.StatusOK, "application/json", struct {
+		gateway.WriteJSON(w, http.StatusOK, struct {
 			Token string `json:"token"`
 		}{token})
 	}
@@ -280,33 +280,4 @@ func decodeTokenRequest(w http.ResponseWriter, r *http.Request) (user string, st
 		return "", http.StatusBadRequest, "user is required"
 	}
 	return *req.User, 0, ""
-}
-
-// problem is RFC 9457's document, as the API's errors are.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
-func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	writeJSON(w, status, "application/problem+json", problem{
-		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail,
-		RequestID: telemetry.RequestID(r.Context()),
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status, contentType = http.StatusInternalServerError, "application/problem+json"
-		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
-	}
-	w.Header().Set("Content-Type", contentType)
-	// Tokens and sign-in options are per deployment and per moment.
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
 }

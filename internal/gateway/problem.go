@@ -115,6 +115,18 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 	})
 }
 
+// WriteProblem is writeProblem for handlers mounted beside the API (the
+// web console), so that their errors read as the API's do.
+func WriteProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	writeProblem(w, r, status, detail)
+}
+
+// WriteJSON is writeDocument of a JSON body, for handlers mounted beside
+// the API.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	writeDocument(w, status, jsonContentType, v)
+}
+
 // encodingFailure is sent when a response cannot be encoded; only a
 // programming error gets there, and a 500 beats half a document.
 var encodingFailure = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
